@@ -1,0 +1,88 @@
+//! Wiring: config → snapshot → DNS listeners → reload triggers → shutdown.
+//! `main.rs` calls [`start`] and waits for a signal; tests call it in-process.
+
+use crate::dns::{DnsServer, Handler, Limits, Upstream};
+use crate::reload::{self, ConfigSource, LoadError, Overrides, Reloader};
+use arc_swap::ArcSwap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tracing::info;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A running edudns; dropping it stops everything.
+pub struct Running {
+    pub handler: Arc<Handler>,
+    pub reloader: Arc<Reloader>,
+    pub dns: DnsServer,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Bound DNS addresses (UDP and TCP share each).
+    pub fn dns_addrs(&self) -> &[SocketAddr] {
+        &self.dns.local_addrs
+    }
+
+    /// Stops listeners and background tasks.
+    pub fn shutdown(&mut self) {
+        self.dns.shutdown();
+        self.tasks.abort_all();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Loads the configuration, binds the listeners and starts the reload triggers.
+pub async fn start(source: ConfigSource, overrides: Overrides) -> Result<Running, StartError> {
+    let (build_source, build_overrides) = (source.clone(), overrides.clone());
+    let snapshot = tokio::task::spawn_blocking(move || {
+        reload::load_snapshot(&build_source, &build_overrides, 1)
+    })
+    .await
+    .map_err(|e| LoadError::Upstream(format!("load task failed: {e}")))??;
+    let config = snapshot.config.clone();
+    let upstream =
+        Upstream::new(&config.upstream).map_err(|e| LoadError::Upstream(e.to_string()))?;
+    let handler = Arc::new(Handler::new(
+        Arc::new(ArcSwap::from_pointee(snapshot)),
+        upstream,
+    ));
+    let limits = Limits {
+        max_in_flight: config.server.max_in_flight,
+        tcp_max_connections: config.server.tcp_max_connections,
+        tcp_idle_timeout: config.server.tcp_idle_timeout,
+    };
+    let dns = DnsServer::start(handler.clone(), &config.server.dns_listen, limits).await?;
+    let reloader = Arc::new(Reloader::new(source, overrides, handler.clone()));
+    let mut tasks = JoinSet::new();
+    tasks.spawn(reloader.clone().on_sighup());
+    if let Some(interval) = config.reload.watch_interval {
+        tasks.spawn(reloader.clone().watch_files(interval));
+    }
+    info!(
+        schools = config.schools.len(),
+        bands = config.bands.len(),
+        categories = config.categories.len(),
+        upstreams = ?config.upstream.servers,
+        "edudns started"
+    );
+    Ok(Running {
+        handler,
+        reloader,
+        dns,
+        tasks,
+    })
+}

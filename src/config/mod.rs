@@ -1,0 +1,46 @@
+//! Configuration: raw TOML → validated [`Config`].
+//!
+//! Two stages, after ripgrep's flags: [`raw`] mirrors the file with serde
+//! (unknown keys are errors), [`validate`] resolves names, parses addresses
+//! and CIDRs, fills defaults and collects *every* problem with its key path
+//! and line. `Snapshot::build` then compiles lists and policies from the
+//! typed [`Config`]; `edudns check-config` runs the same path.
+
+pub mod error;
+pub mod raw;
+mod types;
+pub mod validate;
+
+pub use error::{ConfigError, ConfigIssue};
+pub use types::*;
+
+use std::path::{Path, PathBuf};
+
+/// The shipped configuration, compiled into the binary so `edudns serve`
+/// works from any directory on a machine with nothing else installed.
+pub const EMBEDDED_CONFIG: &str = include_str!("../../config/edudns.toml");
+
+/// Name used in messages for the embedded configuration.
+pub const EMBEDDED_CONFIG_NAME: &str = "<embedded config/edudns.toml>";
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    validate::parse(&text, path, ListRoot::Directory(base_dir))
+}
+
+/// Validates the embedded default configuration; its lists are embedded too.
+pub fn load_embedded() -> Result<Config, ConfigError> {
+    validate::parse(
+        EMBEDDED_CONFIG,
+        Path::new(EMBEDDED_CONFIG_NAME),
+        ListRoot::Embedded,
+    )
+}

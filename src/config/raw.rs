@@ -1,0 +1,131 @@
+//! Serde structs that mirror the TOML file one to one.
+//!
+//! Nothing here is checked beyond TOML types: `validate.rs` turns these into a
+//! typed [`crate::config::Config`]. Every struct denies unknown fields so a
+//! typo (`upstreem = …`) is an error instead of a silently ignored key.
+//! Values whose meaning is checked later are wrapped in [`Spanned`] so the
+//! validation errors can name the line they came from.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub blocking: RawBlocking,
+    #[serde(default)]
+    pub reload: RawReload,
+    #[serde(default, rename = "category")]
+    pub categories: Vec<RawCategory>,
+    #[serde(default, rename = "band")]
+    pub bands: Vec<RawBand>,
+    #[serde(default, rename = "school")]
+    pub schools: Vec<RawSchool>,
+}
+
+/// `[server]`: listeners and the defences of a public-facing resolver.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub dns_listen: Option<Vec<Spanned<String>>>,
+    pub http_listen: Option<Vec<Spanned<String>>>,
+    pub management_listen: Option<Spanned<String>>,
+    pub max_in_flight: Option<Spanned<i64>>,
+    pub tcp_max_connections: Option<Spanned<i64>>,
+    pub tcp_idle_timeout_secs: Option<Spanned<i64>>,
+    pub outside_clients: Option<Spanned<String>>,
+}
+
+/// `[upstream]`: where allowed names are forwarded.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub servers: Option<Vec<Spanned<String>>>,
+    pub protocol: Option<Spanned<String>>,
+    pub tls_name: Option<Spanned<String>>,
+    pub timeout_ms: Option<Spanned<i64>>,
+    pub cache_size: Option<Spanned<i64>>,
+}
+
+/// `[blocking]`: how blocked names are answered.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBlocking {
+    pub mode: Option<Spanned<String>>,
+    pub sinkhole_ipv4: Option<Spanned<String>>,
+    pub sinkhole_ipv6: Option<Spanned<String>>,
+    pub ttl: Option<Spanned<i64>>,
+    pub block_doh_canary: Option<bool>,
+}
+
+/// `[reload]`: file watching.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    pub watch_interval_secs: Option<Spanned<i64>>,
+}
+
+/// `[[category]]`: a named set of list files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCategory {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub lists: Vec<Spanned<RawListRef>>,
+}
+
+/// One list of a category: a bare path, or a table with an explicit format.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawListRef {
+    Path(String),
+    Table(RawListTable),
+}
+
+/// `{ path = "…", format = "hosts" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListTable {
+    pub path: String,
+    pub format: Option<String>,
+}
+
+/// `[[band]]`: a grade band and its policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBand {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub block: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+}
+
+/// `[[school]]`: a school, its networks and which band each network is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchool {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub networks: Vec<Spanned<String>>,
+    /// band id → networks of that band.
+    #[serde(default)]
+    pub bands: BTreeMap<String, Vec<Spanned<String>>>,
+    pub unknown_band: Option<Spanned<String>>,
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+}

@@ -1,0 +1,167 @@
+//! The validated, typed configuration. Every reference is resolved to an
+//! index; every address is parsed. Built only by [`super::validate`].
+
+use crate::lists::formats::ListFormat;
+use ipnet::IpNet;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the lists named in the config are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListRoot {
+    /// Relative list paths resolve against this directory (the config file's).
+    Directory(PathBuf),
+    /// The embedded default config: lists come from the binary.
+    Embedded,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, for messages.
+    pub path: PathBuf,
+    pub list_root: ListRoot,
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub blocking: BlockingConfig,
+    pub reload: ReloadConfig,
+    pub categories: Vec<Category>,
+    pub bands: Vec<Band>,
+    pub schools: Vec<School>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub dns_listen: Vec<SocketAddr>,
+    /// Sinkhole web listener (warning page).
+    pub http_listen: Vec<SocketAddr>,
+    /// Management listener (metrics, API).
+    pub management_listen: SocketAddr,
+    pub max_in_flight: usize,
+    pub tcp_max_connections: usize,
+    pub tcp_idle_timeout: Duration,
+    pub outside_clients: OutsideClients,
+}
+
+/// What to do with a query from an address outside every school network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutsideClients {
+    /// Answer REFUSED (the default: tells a misconfigured client at once).
+    Refuse,
+    /// Send nothing back (quietest under a reflection attack).
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// UDP, retried over TCP when the answer is truncated.
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub servers: Vec<SocketAddr>,
+    pub protocol: UpstreamProtocol,
+    pub timeout: Duration,
+    pub cache_size: usize,
+}
+
+/// How a blocked A/AAAA question is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockMode {
+    /// A → sinkhole IPv4, AAAA → sinkhole IPv6 (NODATA when unset).
+    Sinkhole,
+    /// A → 0.0.0.0, AAAA → ::.
+    Null,
+    /// NXDOMAIN for every type.
+    NxDomain,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlockingConfig {
+    pub mode: BlockMode,
+    pub sinkhole_ipv4: Option<Ipv4Addr>,
+    pub sinkhole_ipv6: Option<Ipv6Addr>,
+    pub ttl: u32,
+    pub block_doh_canary: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReloadConfig {
+    /// How often config and list files are checked for changes; `None` = off.
+    pub watch_interval: Option<Duration>,
+}
+
+/// Where a value came from in the config file, for `explain` and errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigPlace {
+    pub key: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListSpec {
+    /// As written in the config (shown to users).
+    pub display: String,
+    /// Resolved path (for `ListRoot::Directory`) or the embedded key.
+    pub path: PathBuf,
+    pub format: ListFormat,
+    pub place: ConfigPlace,
+}
+
+#[derive(Debug, Clone)]
+pub struct Category {
+    pub id: String,
+    /// Plain words for people, e.g. "Cờ bạc / Gambling".
+    pub name: String,
+    pub lists: Vec<ListSpec>,
+}
+
+/// A domain in an allow or deny list of the config.
+#[derive(Debug, Clone)]
+pub struct ConfigRule {
+    pub domain: String,
+    pub place: ConfigPlace,
+}
+
+#[derive(Debug, Clone)]
+pub struct Band {
+    pub id: String,
+    pub name: String,
+    /// Indices into `Config::categories`.
+    pub blocked: Vec<usize>,
+    pub deny: Vec<ConfigRule>,
+    pub allow: Vec<ConfigRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct School {
+    pub id: String,
+    pub name: String,
+    /// Networks of the whole campus (clients not in a band network get `unknown_band`).
+    pub networks: Vec<IpNet>,
+    /// (network, index into `Config::bands`).
+    pub band_networks: Vec<(IpNet, usize)>,
+    pub unknown_band: usize,
+    pub deny: Vec<ConfigRule>,
+    pub allow: Vec<ConfigRule>,
+}
+
+impl Config {
+    pub fn category_index(&self, id: &str) -> Option<usize> {
+        self.categories.iter().position(|c| c.id == id)
+    }
+
+    /// Every file whose change should trigger a reload.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if self.list_root != ListRoot::Embedded {
+            files.push(self.path.clone());
+            for category in &self.categories {
+                files.extend(category.lists.iter().map(|l| l.path.clone()));
+            }
+        }
+        files
+    }
+}

@@ -1,0 +1,630 @@
+//! Raw TOML → typed [`Config`], collecting every problem with key and line.
+
+use super::error::{ConfigError, ConfigIssue, LineIndex};
+use super::raw::*;
+use super::types::*;
+use crate::lists::MAX_CATEGORIES;
+use crate::lists::formats::ListFormat;
+use crate::lists::name::normalize;
+use ipnet::IpNet;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+/// Default cap on queries being answered at once (Unbound's default).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 2048;
+pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 512;
+pub const DEFAULT_TCP_IDLE_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_BLOCK_TTL: u32 = 60;
+/// Upper bound of the blocked-answer TTL, so an unblock reaches students quickly.
+pub const MAX_BLOCK_TTL: u32 = 300;
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 2000;
+pub const DEFAULT_CACHE_SIZE: usize = 10_000;
+pub const DEFAULT_WATCH_INTERVAL_SECS: u64 = 5;
+pub const DEFAULT_MANAGEMENT_LISTEN: &str = "127.0.0.1:9153";
+
+/// Parses and validates configuration text. `path` is only used in messages
+/// and to resolve relative list paths (through `list_root`).
+pub fn parse(text: &str, path: &Path, list_root: ListRoot) -> Result<Config, ConfigError> {
+    let lines = LineIndex::new(text);
+    let raw: RawConfig = match toml::Deserializer::parse(text) {
+        Ok(deserializer) => match serde_path_to_error::deserialize(deserializer) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let key = error.path().to_string();
+                let inner = error.into_inner();
+                return Err(invalid(path, vec![toml_issue(&lines, key, &inner)]));
+            }
+        },
+        Err(error) => {
+            return Err(invalid(
+                path,
+                vec![toml_issue(&lines, String::new(), &error)],
+            ));
+        }
+    };
+    let mut checker = Checker {
+        lines,
+        issues: Vec::new(),
+    };
+    let config = checker.config(raw, path, list_root);
+    if checker.issues.is_empty() {
+        Ok(config)
+    } else {
+        Err(invalid(path, checker.issues))
+    }
+}
+
+fn invalid(path: &Path, issues: Vec<ConfigIssue>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        issues,
+    }
+}
+
+fn toml_issue(lines: &LineIndex, key: String, error: &toml::de::Error) -> ConfigIssue {
+    let line = error.span().map(|s| lines.line_of(s.start)).unwrap_or(0);
+    // The toml message repeats the source excerpt; keep only the explanation.
+    let message = error.message().trim().to_string();
+    let key = if key == "." { String::new() } else { key };
+    ConfigIssue { key, line, message }
+}
+
+struct Checker {
+    lines: LineIndex,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Checker {
+    fn place<T>(&self, key: impl Into<String>, value: &Spanned<T>) -> ConfigPlace {
+        ConfigPlace {
+            key: key.into(),
+            line: self.lines.line_of(value.span().start),
+        }
+    }
+
+    fn error<T>(&mut self, key: impl Into<String>, value: &Spanned<T>, message: impl Into<String>) {
+        let place = self.place(key, value);
+        self.issues.push(ConfigIssue {
+            key: place.key,
+            line: place.line,
+            message: message.into(),
+        });
+    }
+
+    fn error_no_line(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            key: key.into(),
+            line: 0,
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, raw: RawConfig, path: &Path, list_root: ListRoot) -> Config {
+        let server = self.server(raw.server);
+        let upstream = self.upstream(raw.upstream);
+        let blocking = self.blocking(raw.blocking);
+        let reload = ReloadConfig {
+            watch_interval: match raw.reload.watch_interval_secs {
+                None => Some(Duration::from_secs(DEFAULT_WATCH_INTERVAL_SECS)),
+                Some(v) => match self.non_negative("reload.watch_interval_secs", &v) {
+                    0 => None,
+                    secs => Some(Duration::from_secs(secs)),
+                },
+            },
+        };
+        let categories = self.categories(raw.categories, &list_root);
+        let bands = self.bands(raw.bands, &categories);
+        let schools = self.schools(raw.schools, &bands);
+        Config {
+            path: path.to_path_buf(),
+            list_root,
+            server,
+            upstream,
+            blocking,
+            reload,
+            categories,
+            bands,
+            schools,
+        }
+    }
+
+    fn server(&mut self, raw: RawServer) -> ServerConfig {
+        let dns_listen = match raw.dns_listen {
+            Some(list) => self.socket_addrs("server.dns_listen", &list, 53),
+            None => vec![SocketAddr::from(([0, 0, 0, 0], 53))],
+        };
+        let http_listen = match raw.http_listen {
+            Some(list) => self.socket_addrs("server.http_listen", &list, 80),
+            None => Vec::new(),
+        };
+        let management_listen = match raw.management_listen {
+            Some(v) => self
+                .socket_addr("server.management_listen", &v, 9153)
+                .unwrap_or_else(default_management),
+            None => default_management(),
+        };
+        let max_in_flight = self.positive_or(
+            "server.max_in_flight",
+            raw.max_in_flight,
+            DEFAULT_MAX_IN_FLIGHT as u64,
+        ) as usize;
+        let tcp_max_connections = self.positive_or(
+            "server.tcp_max_connections",
+            raw.tcp_max_connections,
+            DEFAULT_TCP_MAX_CONNECTIONS as u64,
+        ) as usize;
+        let tcp_idle_timeout = Duration::from_secs(self.positive_or(
+            "server.tcp_idle_timeout_secs",
+            raw.tcp_idle_timeout_secs,
+            DEFAULT_TCP_IDLE_TIMEOUT_SECS,
+        ));
+        let outside_clients = match &raw.outside_clients {
+            None => OutsideClients::Refuse,
+            Some(v) => match v.get_ref().as_str() {
+                "refuse" => OutsideClients::Refuse,
+                "drop" => OutsideClients::Drop,
+                other => {
+                    self.error(
+                        "server.outside_clients",
+                        v,
+                        format!("unknown value {other:?}: expected \"refuse\" or \"drop\""),
+                    );
+                    OutsideClients::Refuse
+                }
+            },
+        };
+        ServerConfig {
+            dns_listen,
+            http_listen,
+            management_listen,
+            max_in_flight,
+            tcp_max_connections,
+            tcp_idle_timeout,
+            outside_clients,
+        }
+    }
+
+    fn upstream(&mut self, raw: RawUpstream) -> UpstreamConfig {
+        let servers = match &raw.servers {
+            Some(list) => self.socket_addrs("upstream.servers", list, 53),
+            None => {
+                self.error_no_line(
+                    "upstream.servers",
+                    "missing: list at least one upstream DNS server, e.g. servers = [\"192.0.2.1\"]",
+                );
+                Vec::new()
+            }
+        };
+        if let Some(list) = &raw.servers
+            && list.is_empty()
+        {
+            self.error_no_line(
+                "upstream.servers",
+                "is empty: list at least one upstream DNS server",
+            );
+        }
+        let protocol = match &raw.protocol {
+            None => UpstreamProtocol::Udp,
+            Some(v) => match v.get_ref().as_str() {
+                "udp" => UpstreamProtocol::Udp,
+                "tcp" => UpstreamProtocol::Tcp,
+                other => {
+                    self.error(
+                        "upstream.protocol",
+                        v,
+                        format!("unknown protocol {other:?}: expected \"udp\" or \"tcp\""),
+                    );
+                    UpstreamProtocol::Udp
+                }
+            },
+        };
+        if let Some(v) = &raw.tls_name {
+            self.error(
+                "upstream.tls_name",
+                v,
+                "DNS-over-TLS upstreams are not supported by this build",
+            );
+        }
+        UpstreamConfig {
+            servers,
+            protocol,
+            timeout: Duration::from_millis(self.positive_or(
+                "upstream.timeout_ms",
+                raw.timeout_ms,
+                DEFAULT_UPSTREAM_TIMEOUT_MS,
+            )),
+            cache_size: self.non_negative_or(
+                "upstream.cache_size",
+                raw.cache_size,
+                DEFAULT_CACHE_SIZE as u64,
+            ) as usize,
+        }
+    }
+
+    fn blocking(&mut self, raw: RawBlocking) -> BlockingConfig {
+        let mode = match &raw.mode {
+            None => BlockMode::Sinkhole,
+            Some(v) => match v.get_ref().as_str() {
+                "sinkhole" => BlockMode::Sinkhole,
+                "null" => BlockMode::Null,
+                "nxdomain" => BlockMode::NxDomain,
+                other => {
+                    self.error(
+                        "blocking.mode",
+                        v,
+                        format!(
+                            "unknown mode {other:?}: expected \"sinkhole\", \"null\" or \"nxdomain\""
+                        ),
+                    );
+                    BlockMode::Sinkhole
+                }
+            },
+        };
+        let sinkhole_ipv4 = raw.sinkhole_ipv4.as_ref().and_then(|v| {
+            v.get_ref()
+                .parse()
+                .map_err(|_| self.error("blocking.sinkhole_ipv4", v, "not an IPv4 address"))
+                .ok()
+        });
+        let sinkhole_ipv6 = raw.sinkhole_ipv6.as_ref().and_then(|v| {
+            v.get_ref()
+                .parse()
+                .map_err(|_| self.error("blocking.sinkhole_ipv6", v, "not an IPv6 address"))
+                .ok()
+        });
+        if mode == BlockMode::Sinkhole && raw.sinkhole_ipv4.is_none() {
+            self.error_no_line(
+                "blocking.sinkhole_ipv4",
+                "missing: mode \"sinkhole\" needs the address of the warning-page server (or use mode = \"null\")",
+            );
+        }
+        let ttl = match &raw.ttl {
+            None => DEFAULT_BLOCK_TTL,
+            Some(v) => {
+                let ttl = self.non_negative("blocking.ttl", v);
+                if ttl > u64::from(MAX_BLOCK_TTL) {
+                    self.error(
+                        "blocking.ttl",
+                        v,
+                        format!("{ttl} s is too long: at most {MAX_BLOCK_TTL} s, so an unblock reaches students quickly"),
+                    );
+                }
+                ttl.min(u64::from(MAX_BLOCK_TTL)) as u32
+            }
+        };
+        BlockingConfig {
+            mode,
+            sinkhole_ipv4,
+            sinkhole_ipv6,
+            ttl,
+            block_doh_canary: raw.block_doh_canary.unwrap_or(true),
+        }
+    }
+
+    fn categories(&mut self, raw: Vec<RawCategory>, root: &ListRoot) -> Vec<Category> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        if raw.len() > MAX_CATEGORIES {
+            self.error_no_line(
+                "category",
+                format!("{} categories defined; at most {MAX_CATEGORIES}", raw.len()),
+            );
+        }
+        for (i, category) in raw.into_iter().enumerate() {
+            let key = format!("category[{i}]");
+            let id = category.id.get_ref().clone();
+            self.check_id(&format!("{key}.id"), &category.id);
+            if !seen.insert(id.clone()) {
+                self.error(
+                    format!("{key}.id"),
+                    &category.id,
+                    format!("duplicate category id {id:?}"),
+                );
+            }
+            let mut lists = Vec::new();
+            for (j, list) in category.lists.into_iter().enumerate() {
+                let list_key = format!("{key}.lists[{j}]");
+                let (path, format) = match list.get_ref() {
+                    RawListRef::Path(path) => (path.clone(), None),
+                    RawListRef::Table(table) => (table.path.clone(), table.format.clone()),
+                };
+                let format = match &format {
+                    None => ListFormat::Auto,
+                    Some(text) => text.parse().unwrap_or_else(|e| {
+                        self.error(format!("{list_key}.format"), &list, format!("{e}"));
+                        ListFormat::Auto
+                    }),
+                };
+                let resolved = match root {
+                    ListRoot::Directory(dir) => dir.join(&path),
+                    ListRoot::Embedded => path.clone().into(),
+                };
+                lists.push(ListSpec {
+                    display: path,
+                    path: resolved,
+                    format,
+                    place: self.place(list_key, &list),
+                });
+            }
+            out.push(Category {
+                name: category.name.unwrap_or_else(|| id.clone()),
+                id,
+                lists,
+            });
+        }
+        out
+    }
+
+    fn bands(&mut self, raw: Vec<RawBand>, categories: &[Category]) -> Vec<Band> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        if raw.is_empty() {
+            self.error_no_line("band", "no grade band defined: add at least one [[band]]");
+        }
+        for (i, band) in raw.into_iter().enumerate() {
+            let key = format!("band[{i}]");
+            let id = band.id.get_ref().clone();
+            self.check_id(&format!("{key}.id"), &band.id);
+            if !seen.insert(id.clone()) {
+                self.error(
+                    format!("{key}.id"),
+                    &band.id,
+                    format!("duplicate band id {id:?}"),
+                );
+            }
+            let mut blocked = Vec::new();
+            for (j, name) in band.block.iter().enumerate() {
+                match categories.iter().position(|c| &c.id == name.get_ref()) {
+                    Some(index) if !blocked.contains(&index) => blocked.push(index),
+                    Some(_) => {}
+                    None => self.error(
+                        format!("{key}.block[{j}]"),
+                        name,
+                        format!("unknown category {:?}", name.get_ref()),
+                    ),
+                }
+            }
+            let deny = self.rules(&format!("{key}.deny"), &band.deny);
+            let allow = self.rules(&format!("{key}.allow"), &band.allow);
+            out.push(Band {
+                name: band.name.unwrap_or_else(|| id.clone()),
+                id,
+                blocked,
+                deny,
+                allow,
+            });
+        }
+        out
+    }
+
+    fn schools(&mut self, raw: Vec<RawSchool>, bands: &[Band]) -> Vec<School> {
+        let mut seen = HashSet::new();
+        let mut networks_seen: HashSet<IpNet> = HashSet::new();
+        let mut out = Vec::new();
+        if raw.is_empty() {
+            self.error_no_line(
+                "school",
+                "no school defined: add at least one [[school]] with its networks",
+            );
+        }
+        for (i, school) in raw.into_iter().enumerate() {
+            let key = format!("school[{i}]");
+            let id = school.id.get_ref().clone();
+            self.check_id(&format!("{key}.id"), &school.id);
+            if !seen.insert(id.clone()) {
+                self.error(
+                    format!("{key}.id"),
+                    &school.id,
+                    format!("duplicate school id {id:?}"),
+                );
+            }
+            let mut networks = Vec::new();
+            for (j, net) in school.networks.iter().enumerate() {
+                let net_key = format!("{key}.networks[{j}]");
+                if let Some(net) = self.network(&net_key, net, &mut networks_seen) {
+                    networks.push(net);
+                }
+            }
+            let mut band_networks = Vec::new();
+            for (band_id, nets) in &school.bands {
+                let band_key = format!("{key}.bands.{band_id}");
+                let band = bands.iter().position(|b| &b.id == band_id);
+                if band.is_none() {
+                    let message = format!("unknown band {band_id:?}");
+                    match nets.first() {
+                        Some(first) => self.error(band_key.clone(), first, message),
+                        None => self.error_no_line(band_key.clone(), message),
+                    }
+                }
+                for (j, net) in nets.iter().enumerate() {
+                    let net_key = format!("{band_key}[{j}]");
+                    if let (Some(net), Some(band)) =
+                        (self.network(&net_key, net, &mut networks_seen), band)
+                    {
+                        band_networks.push((net, band));
+                    }
+                }
+            }
+            if school.networks.is_empty() && school.bands.is_empty() {
+                self.error(
+                    format!("{key}.networks"),
+                    &school.id,
+                    "the school has no networks: list its campus networks (CIDR) in networks or bands",
+                );
+            }
+            let unknown_band = match &school.unknown_band {
+                Some(v) => bands
+                    .iter()
+                    .position(|b| &b.id == v.get_ref())
+                    .unwrap_or_else(|| {
+                        self.error(
+                            format!("{key}.unknown_band"),
+                            v,
+                            format!("unknown band {:?}", v.get_ref()),
+                        );
+                        0
+                    }),
+                None => strictest_band(bands),
+            };
+            let deny = self.rules(&format!("{key}.deny"), &school.deny);
+            let allow = self.rules(&format!("{key}.allow"), &school.allow);
+            out.push(School {
+                name: school.name.unwrap_or_else(|| id.clone()),
+                id,
+                networks,
+                band_networks,
+                unknown_band,
+                deny,
+                allow,
+            });
+        }
+        out
+    }
+
+    fn network(
+        &mut self,
+        key: &str,
+        value: &Spanned<String>,
+        seen: &mut HashSet<IpNet>,
+    ) -> Option<IpNet> {
+        let text = value.get_ref().trim();
+        let parsed = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => {
+                let net = net.trunc();
+                if !seen.insert(net) {
+                    self.error(key, value, format!("network {net} is listed twice"));
+                    return None;
+                }
+                Some(net)
+            }
+            Err(_) => {
+                self.error(
+                    key,
+                    value,
+                    format!(
+                        "{text:?} is not a network: write a CIDR like 10.1.0.0/16 or 2001:db8::/48"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn rules(&mut self, key: &str, values: &[Spanned<String>]) -> Vec<ConfigRule> {
+        let mut out = Vec::new();
+        for (j, value) in values.iter().enumerate() {
+            let entry_key = format!("{key}[{j}]");
+            let text = value.get_ref().trim();
+            let text = text.strip_prefix("*.").unwrap_or(text);
+            match normalize(text) {
+                Ok(domain) => out.push(ConfigRule {
+                    domain: domain.to_string(),
+                    place: self.place(entry_key, value),
+                }),
+                Err(e) => self.error(entry_key, value, format!("{:?}: {e}", value.get_ref())),
+            }
+        }
+        out
+    }
+
+    fn check_id(&mut self, key: &str, id: &Spanned<String>) {
+        let text = id.get_ref();
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            self.error(
+                key,
+                id,
+                format!("{text:?} is not a valid id: use 1-64 of a-z, 0-9, '-', '_'"),
+            );
+        }
+    }
+
+    fn socket_addrs(&mut self, key: &str, list: &[Spanned<String>], port: u16) -> Vec<SocketAddr> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, v)| self.socket_addr(&format!("{key}[{i}]"), v, port))
+            .collect()
+    }
+
+    fn socket_addr(
+        &mut self,
+        key: &str,
+        value: &Spanned<String>,
+        default_port: u16,
+    ) -> Option<SocketAddr> {
+        let parsed = parse_socket_addr(value.get_ref(), default_port);
+        if parsed.is_none() {
+            self.error(
+                key,
+                value,
+                format!(
+                    "{:?} is not an address: write IP or IP:port, e.g. 10.0.0.1:53 or [2001:db8::1]:53",
+                    value.get_ref()
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn non_negative(&mut self, key: &str, value: &Spanned<i64>) -> u64 {
+        match u64::try_from(*value.get_ref()) {
+            Ok(v) => v,
+            Err(_) => {
+                self.error(key, value, "must not be negative");
+                0
+            }
+        }
+    }
+
+    fn non_negative_or(&mut self, key: &str, value: Option<Spanned<i64>>, default: u64) -> u64 {
+        value.map_or(default, |v| self.non_negative(key, &v))
+    }
+
+    fn positive_or(&mut self, key: &str, value: Option<Spanned<i64>>, default: u64) -> u64 {
+        match value {
+            None => default,
+            Some(v) if *v.get_ref() > 0 => *v.get_ref() as u64,
+            Some(v) => {
+                self.error(key, &v, "must be greater than zero");
+                default
+            }
+        }
+    }
+}
+
+fn default_management() -> SocketAddr {
+    DEFAULT_MANAGEMENT_LISTEN.parse().expect("valid constant")
+}
+
+/// `IP`, `IP:port`, `[v6]:port` or bare `v6`.
+pub fn parse_socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    text.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, default_port))
+}
+
+/// The band blocking the most categories (first on a tie): where unknown
+/// clients inside a school network land unless the school says otherwise.
+fn strictest_band(bands: &[Band]) -> usize {
+    let mut best = 0;
+    for (i, band) in bands.iter().enumerate() {
+        if band.blocked.len() > bands[best].blocked.len() {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,60 @@
+//! Server-wide counters of what happened to packets, lock-free.
+//!
+//! These are the protocol-level counts (dropped, shed, truncated …); the
+//! per-school statistics build on them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Monotonic counters, one atomic each.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        /// A plain copy of [`Counters`] at one moment.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct CountersSnapshot {
+            $(pub $name: u64,)*
+        }
+
+        impl Counters {
+            pub fn snapshot(&self) -> CountersSnapshot {
+                CountersSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Queries that got an answer of any kind.
+    answered,
+    /// Queries answered from the sinkhole (or NXDOMAIN) because of a rule.
+    blocked,
+    /// Queries forwarded upstream (or answered for ANY) because nothing blocked them.
+    allowed,
+    /// Clients outside every school network (refused or dropped).
+    refused_outside,
+    /// Packets shorter than a DNS header: no answer.
+    dropped_short,
+    /// Packets with QR=1 (responses sent to us): no answer.
+    dropped_response,
+    /// Queries dropped because `max_in_flight` were already being answered.
+    shed_in_flight,
+    /// TCP connections closed at once because `tcp_max_connections` were open.
+    shed_tcp_connections,
+    /// Unparseable queries answered FORMERR.
+    malformed,
+    /// Upstream failures answered SERVFAIL.
+    upstream_errors,
+    /// UDP answers too large for the client, sent with TC=1.
+    truncated,
+    /// Non-QUERY opcodes and classes other than IN.
+    not_implemented,
+}
+
+/// Adds one to a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}

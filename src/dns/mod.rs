@@ -1,0 +1,12 @@
+//! The DNS side: listeners, the request pipeline, answers and forwarding.
+//! Only this module touches hickory types.
+
+pub mod answer;
+pub mod counters;
+pub mod handler;
+pub mod server;
+pub mod upstream;
+
+pub use handler::{Handler, Transport};
+pub use server::{DnsServer, Limits};
+pub use upstream::Upstream;

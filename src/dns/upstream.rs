@@ -1,0 +1,180 @@
+//! Forwarding allowed names through hickory-resolver, with its TTL-honouring
+//! cache, and coalescing of identical questions in flight.
+//!
+//! When a thousand students open the same page at 8:00, the first question
+//! for `(name, type)` goes upstream and every identical one asked before it
+//! returns waits for that one answer instead of sending its own.
+
+use crate::config::{UpstreamConfig, UpstreamProtocol};
+use dashmap::DashMap;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use std::sync::Arc;
+
+/// What the upstream said, in the shape our answers need.
+#[derive(Debug, Clone)]
+pub enum UpstreamAnswer {
+    /// NOERROR with records (answers may be empty = NODATA with `authorities`).
+    Records {
+        answers: Vec<Record>,
+        authorities: Vec<Record>,
+    },
+    /// NXDOMAIN / NODATA / REFUSED … with the SOA when one came back.
+    Negative {
+        code: ResponseCode,
+        authorities: Vec<Record>,
+    },
+    /// Timeout, unreachable upstream, broken answer: SERVFAIL to the client.
+    Failed { reason: String },
+}
+
+type Key = (Name, RecordType);
+type Pending = Shared<BoxFuture<'static, Arc<UpstreamAnswer>>>;
+
+/// The upstream resolver and the table of questions in flight.
+pub struct Upstream {
+    resolver: TokioResolver,
+    in_flight: DashMap<Key, Pending>,
+    config: UpstreamConfig,
+}
+
+/// Removes the in-flight entry even if the leading query is cancelled.
+struct InFlightGuard<'a> {
+    table: &'a DashMap<Key, Pending>,
+    key: Option<Key>,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.table.remove(&key);
+        }
+    }
+}
+
+impl Upstream {
+    pub fn new(config: &UpstreamConfig) -> Result<Self, NetError> {
+        let servers = config
+            .servers
+            .iter()
+            .map(|addr| {
+                let protocols = match config.protocol {
+                    UpstreamProtocol::Udp => vec![ConnectionConfig::udp(), ConnectionConfig::tcp()],
+                    UpstreamProtocol::Tcp => vec![ConnectionConfig::tcp()],
+                };
+                let connections = protocols
+                    .into_iter()
+                    .map(|mut c| {
+                        c.port = addr.port();
+                        c
+                    })
+                    .collect();
+                NameServerConfig::new(addr.ip(), true, connections)
+            })
+            .collect();
+        let mut options = ResolverOpts::default();
+        options.cache_size = config.cache_size as u64;
+        options.timeout = config.timeout;
+        options.attempts = 1;
+        options.ndots = 0;
+        options.use_hosts_file = ResolveHosts::Never;
+        options.preserve_intermediates = true;
+        options.edns0 = true;
+        options.max_active_requests = 4096;
+        options.num_concurrent_reqs = 1;
+        let resolver = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(options)
+        .build()?;
+        Ok(Upstream {
+            resolver,
+            in_flight: DashMap::new(),
+            config: config.clone(),
+        })
+    }
+
+    /// The settings this upstream was built from (a reload rebuilds it only
+    /// when they change, so the cache survives ordinary reloads).
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    /// Resolves `(name, type)`, sharing one upstream query among identical
+    /// questions in flight. Never hangs: the resolver's timeout bounds it.
+    pub async fn resolve(&self, name: &Name, record_type: RecordType) -> Arc<UpstreamAnswer> {
+        let key = (name.to_lowercase(), record_type);
+        let (pending, _guard) = match self.in_flight.entry(key.clone()) {
+            dashmap::Entry::Occupied(entry) => (entry.get().clone(), None),
+            dashmap::Entry::Vacant(entry) => {
+                let resolver = self.resolver.clone();
+                let name = key.0.clone();
+                let deadline = self.config.timeout;
+                let future = async move {
+                    // One deadline for the whole lookup, whatever the resolver's
+                    // internal retries and transports: the client gets a prompt SERVFAIL.
+                    let answer =
+                        tokio::time::timeout(deadline, lookup(&resolver, name, record_type))
+                            .await
+                            .unwrap_or_else(|_| UpstreamAnswer::Failed {
+                                reason: format!(
+                                    "no upstream answer within {} ms",
+                                    deadline.as_millis()
+                                ),
+                            });
+                    Arc::new(answer)
+                }
+                .boxed()
+                .shared();
+                entry.insert(future.clone());
+                let guard = InFlightGuard {
+                    table: &self.in_flight,
+                    key: Some(key),
+                };
+                (future, Some(guard))
+            }
+        };
+        pending.await
+    }
+
+    /// Questions being resolved right now (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+async fn lookup(resolver: &TokioResolver, name: Name, record_type: RecordType) -> UpstreamAnswer {
+    match resolver.lookup(name, record_type).await {
+        Ok(lookup) => UpstreamAnswer::Records {
+            answers: lookup.answers().to_vec(),
+            authorities: lookup.authorities().to_vec(),
+        },
+        Err(NetError::Dns(DnsError::NoRecordsFound(no_records))) => {
+            let mut authorities = Vec::new();
+            if let Some(soa) = no_records.soa {
+                authorities.push(soa.into_record_of_rdata());
+            }
+            match no_records.response_code {
+                ResponseCode::NoError | ResponseCode::NXDomain => UpstreamAnswer::Negative {
+                    code: no_records.response_code,
+                    authorities,
+                },
+                other => UpstreamAnswer::Failed {
+                    reason: format!("upstream answered {other}"),
+                },
+            }
+        }
+        Err(error) => UpstreamAnswer::Failed {
+            reason: error.to_string(),
+        },
+    }
+}

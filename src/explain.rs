@@ -1,0 +1,88 @@
+//! `edudns explain`: the verdict for one client and name, and why, with no
+//! network. IT staff use it to answer "why is this blocked?".
+
+use crate::lists::RuleAction;
+use crate::policy::{Rule, Scope, Verdict};
+use crate::snapshot::Snapshot;
+use std::fmt::Write;
+use std::net::IpAddr;
+
+/// Renders the explanation as the text `edudns explain` prints.
+pub fn explain(snapshot: &Snapshot, client_ip: IpAddr, name: &str) -> String {
+    let config = &snapshot.config;
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let mut out = String::new();
+    let _ = writeln!(out, "name:    {name}");
+    let _ = writeln!(out, "client:  {client_ip}");
+    let Some(client) = snapshot.classify(client_ip) else {
+        let _ = writeln!(
+            out,
+            "school:  none — {client_ip} is outside every school network\nverdict: REFUSED (not an open resolver) / Từ chối"
+        );
+        return out;
+    };
+    let school = &config.schools[client.school];
+    let band = &config.bands[client.band];
+    let _ = writeln!(out, "school:  {} ({})", school.name, school.id);
+    let _ = writeln!(out, "band:    {} ({})", band.name, band.id);
+    let verdict = snapshot.evaluate(client, &name);
+    match &verdict {
+        Verdict::Allow { rule: None } => {
+            let _ = writeln!(
+                out,
+                "verdict: ALLOWED / Cho phép — no rule matches; forwarded to the upstream"
+            );
+        }
+        Verdict::Allow { rule: Some(rule) } => {
+            let _ = writeln!(out, "verdict: ALLOWED / Cho phép — by an exception");
+            let _ = writeln!(out, "rule:    {}", describe(snapshot, rule));
+        }
+        Verdict::Block { category, rule } => {
+            let _ = writeln!(out, "verdict: BLOCKED / Bị chặn");
+            if let Some(c) = category {
+                let category = &config.categories[*c];
+                let _ = writeln!(out, "category: {} ({})", category.name, category.id);
+            }
+            let _ = writeln!(out, "rule:    {}", describe(snapshot, rule));
+        }
+    }
+    out
+}
+
+/// One line saying which rule decided, with its file and line.
+pub fn describe(snapshot: &Snapshot, rule: &Rule) -> String {
+    let config = &snapshot.config;
+    match rule {
+        Rule::DohCanary => "built-in: use-application-dns.net answers NXDOMAIN so Firefox keeps using this resolver (blocking.block_doh_canary)".to_string(),
+        Rule::List { list, line, domain } => match snapshot.lists_loaded.get(*list) {
+            Some(loaded) => format!(
+                "{domain} listed in {} line {line} (category {}, {})",
+                loaded.display,
+                config.categories[loaded.category].id,
+                loaded.place.key
+            ),
+            None => format!("{domain} listed in a category list"),
+        },
+        Rule::Config {
+            scope,
+            action,
+            domain,
+            place,
+        } => {
+            let kind = match action {
+                RuleAction::Block => "deny",
+                RuleAction::Allow => "allow",
+            };
+            let owner = match scope {
+                Scope::Band(b) => format!("band {}", config.bands[*b].id),
+                Scope::School(s) => format!("school {}", config.schools[*s].id),
+            };
+            format!(
+                "{domain} in the {kind} list of {owner} ({}:{}: {})",
+                config.path.display(),
+                place.line,
+                place.key
+            )
+        }
+    }
+}

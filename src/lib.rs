@@ -1,0 +1,29 @@
+//! edudns — a content-filtering DNS resolver for school networks.
+//!
+//! Each query goes through one fixed pipeline (see [`dns::handler`]):
+//!
+//! ```text
+//! UDP/TCP socket (dns::server: caps on in-flight queries and TCP connections)
+//!   → dns::Handler::decide
+//!       snapshot = shared.load()                       one consistent version per query
+//!       client   = snapshot.classify(src_ip)           school + grade band, or outside → REFUSED
+//!       verdict  = snapshot.evaluate(client, qname)    Allow | Block { category, rule }
+//!       Block → dns::answer::blocked                   sinkhole / null / NXDOMAIN, EDE 15
+//!       Allow → dns::Upstream::resolve (hickory-resolver, cache, coalescing)
+//!   → encode with the UDP size limit (TC when too big)
+//! ```
+//!
+//! State lives in one immutable [`snapshot::Snapshot`] swapped whole by
+//! [`reload`]; configuration is validated in two stages in [`config`]; the
+//! category lists are parsed by [`lists::formats`] into the hash trie of
+//! [`lists::trie`].
+
+pub mod app;
+pub mod client;
+pub mod config;
+pub mod dns;
+pub mod explain;
+pub mod lists;
+pub mod policy;
+pub mod reload;
+pub mod snapshot;

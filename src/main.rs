@@ -1,0 +1,210 @@
+//! The `edudns` command line: thin wrapper over the library.
+
+use clap::{Parser, Subcommand};
+use edudns::config::{self, ConfigError};
+use edudns::reload::{ConfigSource, Overrides};
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tracing::{error, info};
+
+/// Default configuration file, relative to the working directory.
+const DEFAULT_CONFIG: &str = "config/edudns.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "edudns",
+    version,
+    about = "Bộ lọc DNS cho trường học / Content-filtering DNS resolver for schools",
+    long_about = "edudns lọc truy vấn DNS theo khối lớp (danh mục nội dung bị chặn) và trả về trang cảnh báo.\n\
+                  edudns filters DNS by grade band (blocked content categories) and answers blocked names with a warning page."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Chạy máy chủ DNS / Run the DNS server
+    Serve {
+        /// Tệp cấu hình / Config file [default: config/edudns.toml, else the embedded demo config]
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Địa chỉ nghe DNS (thay cho cấu hình) / DNS listen address, replaces server.dns_listen (repeatable)
+        #[arg(long = "dns-listen", value_name = "ADDR")]
+        dns_listen: Vec<SocketAddr>,
+        /// Địa chỉ trang cảnh báo / Sinkhole web listener, replaces server.http_listen
+        #[arg(long = "http-listen", value_name = "ADDR")]
+        http_listen: Option<SocketAddr>,
+        /// Máy chủ DNS phía trên / Upstream server, replaces upstream.servers (repeatable)
+        #[arg(long = "upstream", value_name = "ADDR", value_parser = parse_upstream)]
+        upstream: Vec<SocketAddr>,
+    },
+    /// Kiểm tra tệp cấu hình / Validate a config file (and its lists) without starting
+    CheckConfig {
+        /// Tệp cấu hình / Config file
+        file: PathBuf,
+    },
+    /// Giải thích vì sao một tên bị chặn / Explain the verdict for a client and a name
+    Explain {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Địa chỉ IP của máy trạm / Client IP address
+        #[arg(long)]
+        client: IpAddr,
+        /// Tên miền / Domain name
+        name: String,
+    },
+}
+
+fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    config::validate::parse_socket_addr(text, 53)
+        .ok_or_else(|| format!("{text:?} is not an address (IP or IP:port)"))
+}
+
+/// Exit codes (sysexits-style): config problems are 78, start failures 69.
+const EXIT_CONFIG: u8 = 78;
+const EXIT_UNAVAILABLE: u8 = 69;
+
+fn source_for(config: Option<PathBuf>) -> ConfigSource {
+    match config {
+        Some(path) => ConfigSource::File(path),
+        None if Path::new(DEFAULT_CONFIG).exists() => ConfigSource::File(DEFAULT_CONFIG.into()),
+        None => ConfigSource::Embedded,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server logs its progress; the one-shot commands print their result
+    // and only warnings (skipped list lines) go to the log.
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EDUDNS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve {
+            config,
+            dns_listen,
+            http_listen,
+            upstream,
+        } => {
+            let overrides = Overrides {
+                dns_listen,
+                http_listen: http_listen.into_iter().collect(),
+                upstreams: upstream,
+            };
+            serve(source_for(config), overrides)
+        }
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Explain {
+            config,
+            client,
+            name,
+        } => explain(source_for(config), client, &name),
+    }
+}
+
+fn serve(source: ConfigSource, overrides: Overrides) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    runtime.block_on(async {
+        if let ConfigSource::Embedded = source {
+            info!("{DEFAULT_CONFIG} not found: using the embedded demo configuration");
+        }
+        let mut running = match edudns::app::start(source, overrides).await {
+            Ok(running) => running,
+            Err(edudns::app::StartError::Load(e)) => {
+                eprintln!("edudns: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            Err(e) => {
+                eprintln!("edudns: {e}");
+                return ExitCode::from(EXIT_UNAVAILABLE);
+            }
+        };
+        wait_for_shutdown().await;
+        info!("shutting down");
+        running.shutdown();
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    let config = match config::load(file) {
+        Ok(config) => config,
+        Err(error) => return report_config_error(&error),
+    };
+    match edudns::snapshot::build(config, 1) {
+        Ok(snapshot) => {
+            let skipped: usize = snapshot.lists_loaded.iter().map(|l| l.skipped).sum();
+            println!(
+                "{}: OK — {} schools, {} bands, {} categories, {} lists, {} listed domains, {} skipped list lines",
+                file.display(),
+                snapshot.config.schools.len(),
+                snapshot.config.bands.len(),
+                snapshot.config.categories.len(),
+                snapshot.lists_loaded.len(),
+                snapshot.lists.domain_count(),
+                skipped
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn report_config_error(error: &ConfigError) -> ExitCode {
+    eprintln!("{error}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn explain(source: ConfigSource, client: IpAddr, name: &str) -> ExitCode {
+    let loaded = edudns::reload::load_snapshot(&source, &Overrides::default(), 1);
+    match loaded {
+        Ok(snapshot) => {
+            print!("{}", edudns::explain::explain(&snapshot, client, name));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("edudns: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Band policies and the [`Verdict`] they give.
+//!
+//! A query is judged by up to three rule sets, all keyed the same way (a rule
+//! covers its domain and every subdomain):
+//! 1. the category lists, masked to the categories the client's band blocks;
+//! 2. the band's own `deny` / `allow` entries;
+//! 3. the school's own `deny` / `allow` entries.
+//!
+//! The **most specific** rule wins (the one matching the most labels of the
+//! name); on a tie an allow wins, so an exception always beats a block of the
+//! very same domain. Rule sets 2 and 3 are small tries of their own; the big
+//! category trie is walked once per query whatever the number of categories.
+
+use crate::client::Client;
+use crate::config::{Config, ConfigPlace, ConfigRule};
+use crate::lists::trie::{DomainTrie, TrieBuilder, TrieMatch};
+use crate::lists::{CategoryMask, RuleAction, RuleRef};
+
+/// The name Firefox asks before it turns on DNS-over-HTTPS by itself.
+pub const DOH_CANARY: &str = "use-application-dns.net";
+
+/// What edudns decided for one (client, name), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward to the upstream. `rule` is the exception that allowed it, if any.
+    Allow { rule: Option<Rule> },
+    /// Answer from the sinkhole. `category` indexes `Config::categories`
+    /// (`None` for a deny entry or a built-in rule).
+    Block { category: Option<usize>, rule: Rule },
+}
+
+impl Verdict {
+    pub fn is_blocked(&self) -> bool {
+        matches!(self, Verdict::Block { .. })
+    }
+}
+
+/// The rule that decided a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// An entry of a category list: `list` indexes `Snapshot::lists_loaded`.
+    List {
+        list: usize,
+        line: u32,
+        /// The listed domain (a suffix of the query name).
+        domain: String,
+    },
+    /// A deny or allow entry of the configuration.
+    Config {
+        scope: Scope,
+        action: RuleAction,
+        domain: String,
+        place: ConfigPlace,
+    },
+    /// The DoH canary domain, answered NXDOMAIN to keep Firefox on this resolver.
+    DohCanary,
+}
+
+/// Where a config entry sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Band(usize),
+    School(usize),
+}
+
+/// Compiled config entries of one band or school.
+struct EntrySet {
+    trie: DomainTrie,
+    deny: Vec<ConfigRule>,
+    allow: Vec<ConfigRule>,
+}
+
+impl EntrySet {
+    fn new(deny: &[ConfigRule], allow: &[ConfigRule]) -> Self {
+        let mut builder = TrieBuilder::new();
+        for (index, (rules, action)) in [(deny, RuleAction::Block), (allow, RuleAction::Allow)]
+            .into_iter()
+            .enumerate()
+        {
+            for (line, rule) in rules.iter().enumerate() {
+                let source = RuleRef {
+                    list: index as u16,
+                    line: line as u32,
+                };
+                builder.insert(&rule.domain, 0, action, source);
+            }
+        }
+        EntrySet {
+            trie: builder.build(),
+            deny: deny.to_vec(),
+            allow: allow.to_vec(),
+        }
+    }
+
+    fn rule(&self, scope: Scope, found: &TrieMatch, name: &str) -> Rule {
+        let entries = match found.action {
+            RuleAction::Block => &self.deny,
+            RuleAction::Allow => &self.allow,
+        };
+        let domain = suffix(name, found.depth).to_string();
+        let place = self
+            .trie
+            .rule(found)
+            .and_then(|r| entries.get(r.line as usize))
+            .or_else(|| entries.iter().find(|e| e.domain == domain))
+            .map(|e| e.place.clone())
+            .unwrap_or(ConfigPlace {
+                key: String::new(),
+                line: 0,
+            });
+        Rule::Config {
+            scope,
+            action: found.action,
+            domain,
+            place,
+        }
+    }
+}
+
+/// All band and school policies of one snapshot.
+pub struct Policies {
+    band_masks: Vec<CategoryMask>,
+    bands: Vec<EntrySet>,
+    schools: Vec<EntrySet>,
+    block_doh_canary: bool,
+}
+
+impl Policies {
+    pub fn new(config: &Config) -> Self {
+        Policies {
+            band_masks: config
+                .bands
+                .iter()
+                .map(|band| band.blocked.iter().fold(0, |mask, &c| mask | (1 << c)))
+                .collect(),
+            bands: config
+                .bands
+                .iter()
+                .map(|b| EntrySet::new(&b.deny, &b.allow))
+                .collect(),
+            schools: config
+                .schools
+                .iter()
+                .map(|s| EntrySet::new(&s.deny, &s.allow))
+                .collect(),
+            block_doh_canary: config.blocking.block_doh_canary,
+        }
+    }
+
+    /// Judges `name` (lowercase, no trailing dot) for `client`.
+    /// `lists` is the category trie; `list_of` maps a trie provenance back to
+    /// (list index, line) for the explanation.
+    pub fn evaluate(&self, client: Client, name: &str, lists: &DomainTrie) -> Verdict {
+        if self.block_doh_canary && is_same_or_subdomain(name, DOH_CANARY) {
+            return Verdict::Block {
+                category: None,
+                rule: Rule::DohCanary,
+            };
+        }
+        let all = CategoryMask::MAX;
+        let from_lists = lists.decide(name, self.band_masks[client.band]);
+        let from_band = self.bands[client.band].trie.decide(name, all);
+        let from_school = self.schools[client.school].trie.decide(name, all);
+
+        // Most specific wins; on equal depth allow beats block; then the
+        // narrower scope (school, band, lists) explains it.
+        let candidates = [
+            from_school.map(|m| (m, 2)),
+            from_band.map(|m| (m, 1)),
+            from_lists.map(|m| (m, 0)),
+        ];
+        let best = candidates
+            .into_iter()
+            .flatten()
+            .max_by_key(|(m, scope)| (m.depth, m.action == RuleAction::Allow, *scope));
+        let Some((found, scope)) = best else {
+            return Verdict::Allow { rule: None };
+        };
+        let (category, rule) = match scope {
+            2 => (
+                None,
+                self.schools[client.school].rule(Scope::School(client.school), &found, name),
+            ),
+            1 => (
+                None,
+                self.bands[client.band].rule(Scope::Band(client.band), &found, name),
+            ),
+            _ => {
+                let source = lists.rule(&found);
+                (
+                    Some(usize::from(found.category)),
+                    Rule::List {
+                        list: source.map_or(usize::MAX, |s| usize::from(s.list)),
+                        line: source.map_or(0, |s| s.line),
+                        domain: suffix(name, found.depth).to_string(),
+                    },
+                )
+            }
+        };
+        match found.action {
+            RuleAction::Allow => Verdict::Allow { rule: Some(rule) },
+            RuleAction::Block => Verdict::Block { category, rule },
+        }
+    }
+}
+
+/// The last `depth` labels of `name`.
+pub fn suffix(name: &str, depth: u8) -> &str {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let mut remaining = depth;
+    for (i, b) in name.bytes().enumerate().rev() {
+        if b == b'.' {
+            remaining -= 1;
+            if remaining == 0 {
+                return &name[i + 1..];
+            }
+        }
+    }
+    name
+}
+
+fn is_same_or_subdomain(name: &str, domain: &str) -> bool {
+    name == domain
+        || name
+            .strip_suffix(domain)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_takes_labels_from_the_right() {
+        assert_eq!(suffix("a.b.example.com", 2), "example.com");
+        assert_eq!(suffix("a.b.example.com", 4), "a.b.example.com");
+        assert_eq!(suffix("a.b.example.com.", 1), "com");
+    }
+
+    #[test]
+    fn canary_matches_itself_and_subdomains_only() {
+        assert!(is_same_or_subdomain("use-application-dns.net", DOH_CANARY));
+        assert!(is_same_or_subdomain(
+            "x.use-application-dns.net",
+            DOH_CANARY
+        ));
+        assert!(!is_same_or_subdomain(
+            "fuse-application-dns.net",
+            DOH_CANARY
+        ));
+    }
+}

@@ -1,0 +1,187 @@
+//! Hot reload: build a new snapshot off the hot path, swap it in whole, keep
+//! the running one when anything fails. Triggered by SIGHUP and by changes
+//! to the config file or any list file (polled; see `docs/architecture.md`
+//! for why polling rather than inotify).
+
+use crate::config::{self, Config, ConfigError};
+use crate::dns::{Handler, Upstream};
+use crate::snapshot::{self, BuildError, Snapshot};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+use tracing::{error, info, warn};
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// The copy compiled into the binary (used when no file is given and the
+    /// default path does not exist).
+    Embedded,
+}
+
+/// Command-line values that replace the file's, on every (re)load.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub dns_listen: Vec<SocketAddr>,
+    pub http_listen: Vec<SocketAddr>,
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// Any reason a load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Lists(#[from] BuildError),
+    #[error("cannot start the upstream resolver: {0}")]
+    Upstream(String),
+}
+
+impl ConfigSource {
+    /// Reads, validates and applies the overrides.
+    pub fn load(&self, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut config = match self {
+            ConfigSource::File(path) => config::load(path)?,
+            ConfigSource::Embedded => config::load_embedded()?,
+        };
+        if !overrides.dns_listen.is_empty() {
+            config.server.dns_listen = overrides.dns_listen.clone();
+        }
+        if !overrides.http_listen.is_empty() {
+            config.server.http_listen = overrides.http_listen.clone();
+        }
+        if !overrides.upstreams.is_empty() {
+            config.upstream.servers = overrides.upstreams.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Loads and builds a snapshot (blocking work: call from `spawn_blocking`).
+pub fn load_snapshot(
+    source: &ConfigSource,
+    overrides: &Overrides,
+    generation: u64,
+) -> Result<Snapshot, LoadError> {
+    let config = source.load(overrides)?;
+    Ok(snapshot::build(config, generation)?)
+}
+
+/// Performs reloads and counts them.
+pub struct Reloader {
+    pub source: ConfigSource,
+    pub overrides: Overrides,
+    pub handler: Arc<Handler>,
+    generation: AtomicU64,
+    pub successes: AtomicU64,
+    pub failures: AtomicU64,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(source: ConfigSource, overrides: Overrides, handler: Arc<Handler>) -> Self {
+        let generation = handler.snapshot.load().generation;
+        Reloader {
+            source,
+            overrides,
+            handler,
+            generation: AtomicU64::new(generation),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Builds a new snapshot and swaps it in; on any error the running
+    /// snapshot stays and the error is logged and returned.
+    pub async fn reload(self: &Arc<Self>, trigger: &str) -> Result<u64, Arc<LoadError>> {
+        let _one_at_a_time = self.lock.lock().await;
+        let generation = self.generation.load(Ordering::SeqCst) + 1;
+        let this = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            load_snapshot(&this.source, &this.overrides, generation)
+        })
+        .await
+        .unwrap_or_else(|e| Err(LoadError::Upstream(format!("reload task failed: {e}"))));
+        let result = built.and_then(|snapshot| self.install(snapshot));
+        match result {
+            Ok(()) => {
+                self.generation.store(generation, Ordering::SeqCst);
+                self.successes.fetch_add(1, Ordering::Relaxed);
+                info!(trigger, generation, "reload succeeded");
+                Ok(generation)
+            }
+            Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                error!(trigger, %error, "reload failed; the running configuration stays in force");
+                Err(Arc::new(error))
+            }
+        }
+    }
+
+    fn install(&self, snapshot: Snapshot) -> Result<(), LoadError> {
+        let running = self.handler.snapshot.load();
+        if running.config.server.dns_listen != snapshot.config.server.dns_listen {
+            warn!("server.dns_listen changed: restart edudns to apply new listen addresses");
+        }
+        let upstream = self.handler.upstream.load();
+        if !same_upstream(upstream.config(), &snapshot.config.upstream) {
+            let new = Upstream::new(&snapshot.config.upstream)
+                .map_err(|e| LoadError::Upstream(e.to_string()))?;
+            self.handler.upstream.store(Arc::new(new));
+            info!("upstream settings changed: resolver rebuilt");
+        }
+        self.handler.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Reloads on SIGHUP, forever.
+    pub async fn on_sighup(self: Arc<Self>) {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            warn!("cannot install the SIGHUP handler; reload by file change only");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            let _ = self.reload("SIGHUP").await;
+        }
+    }
+
+    /// Reloads when the config file or a list file changes, forever.
+    pub async fn watch_files(self: Arc<Self>, interval: Duration) {
+        let mut last = fingerprint(&self.handler.snapshot.load().config.watched_files());
+        loop {
+            tokio::time::sleep(interval).await;
+            let files = self.handler.snapshot.load().config.watched_files();
+            let now = fingerprint(&files);
+            if now != last {
+                let _ = self.reload("file change").await;
+                // The new snapshot may watch other files: fingerprint those.
+                last = fingerprint(&self.handler.snapshot.load().config.watched_files());
+            }
+        }
+    }
+}
+
+fn same_upstream(a: &config::UpstreamConfig, b: &config::UpstreamConfig) -> bool {
+    a.servers == b.servers
+        && a.protocol == b.protocol
+        && a.timeout == b.timeout
+        && a.cache_size == b.cache_size
+}
+
+/// Modification time and size of each file (missing files count too).
+fn fingerprint(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
+}

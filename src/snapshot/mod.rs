@@ -1,0 +1,50 @@
+//! One immutable version of everything a query needs, swapped whole.
+//!
+//! A [`Snapshot`] holds the validated config, the network map, the compiled
+//! policies and the category trie. It is shared as [`SharedSnapshot`]
+//! (`ArcSwap`): each query loads one consistent version, and a reload
+//! ([`crate::reload`]) builds a new one off the hot path and swaps it in only
+//! when everything loaded.
+
+mod build;
+
+pub use build::{BuildError, ListIssue, LoadedList, build};
+
+use crate::client::{Client, NetworkMap};
+use crate::config::Config;
+use crate::lists::trie::DomainTrie;
+use crate::policy::{Policies, Verdict};
+use arc_swap::ArcSwap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Everything one query reads, in one consistent version.
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub networks: NetworkMap,
+    pub policies: Policies,
+    /// All category lists in one trie (one bit per category).
+    pub lists: DomainTrie,
+    /// What was loaded, in `Rule::List::list` order.
+    pub lists_loaded: Vec<LoadedList>,
+    /// 1 for the first snapshot, +1 for each successful reload.
+    pub generation: u64,
+    pub built_at: SystemTime,
+}
+
+/// The running snapshot, readable without locks.
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+
+impl Snapshot {
+    /// The school and band of a source address.
+    pub fn classify(&self, ip: IpAddr) -> Option<Client> {
+        self.networks.classify(ip)
+    }
+
+    /// The verdict for `name` (lowercase, trailing dot optional) asked by `client`.
+    pub fn evaluate(&self, client: Client, name: &str) -> Verdict {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        self.policies.evaluate(client, name, &self.lists)
+    }
+}
