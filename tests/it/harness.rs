@@ -1,0 +1,232 @@
+//! `TestServer`: the real edudns, started in-process on 127.0.0.1:0 with a
+//! config written to a temporary directory, forwarding to a [`TestUpstream`].
+//! Clients: hickory's UDP client bound to any 127.x source (to pretend to be
+//! another school or band), a TCP client, and raw UDP for broken packets.
+
+use crate::upstream::TestUpstream;
+use edudns::app::{Running, start};
+use edudns::reload::{ConfigSource, Overrides};
+use hickory_net::client::ClientHandle;
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::udp::UdpClientStream;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// Absolute path of a file under `../shared/data/`.
+pub fn shared_data(relative: &str) -> String {
+    format!("{}/../shared/data/{relative}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A config with one school (127.0.0.0/24), bands `young` (127.0.0.2),
+/// `teen` (127.0.0.3) and `staff` (127.0.0.4); everything else in the /24
+/// is the school's unknown band (the strictest, `young`).
+/// `{LISTS}` in `extra` is replaced by the lists directory.
+pub fn base_config(extra: &str) -> String {
+    format!(
+        r#"
+[server]
+dns_listen = ["127.0.0.1:0"]
+max_in_flight = 64
+
+[upstream]
+servers = ["127.0.0.1:1"]
+timeout_ms = 1500
+
+[blocking]
+sinkhole_ipv4 = "10.99.0.1"
+sinkhole_ipv6 = "fd99::1"
+ttl = 120
+
+[reload]
+watch_interval_secs = 0
+
+[[category]]
+id = "gambling"
+name = "Cờ bạc / Gambling"
+lists = ["lists/gambling.txt"]
+
+[[category]]
+id = "social"
+name = "Mạng xã hội / Social networks"
+lists = ["lists/social.txt"]
+
+[[band]]
+id = "young"
+block = ["gambling", "social"]
+deny = ["deny.example"]
+allow = ["ok.bet.example"]
+
+[[band]]
+id = "teen"
+block = ["gambling"]
+
+[[band]]
+id = "staff"
+block = []
+
+[[school]]
+id = "s1"
+name = "Trường Thử / Test school"
+networks = ["127.0.0.0/24"]
+
+[school.bands]
+young = ["127.0.0.2/32"]
+teen = ["127.0.0.3/32"]
+staff = ["127.0.0.4/32"]
+{extra}
+"#
+    )
+}
+
+/// Default list contents for `base_config`.
+pub const GAMBLING: &str = "# test list\nbet.example\ncasino.example\n";
+pub const SOCIAL: &str = "social.example\n";
+
+pub struct TestServer {
+    pub running: Running,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    pub upstream: Option<TestUpstream>,
+}
+
+impl TestServer {
+    /// Starts edudns with `config` (and the default lists) forwarding to `upstream`.
+    pub async fn start(config: &str, upstream: Option<TestUpstream>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+        write(&dir.path().join("lists/gambling.txt"), GAMBLING);
+        write(&dir.path().join("lists/social.txt"), SOCIAL);
+        let config_path = dir.path().join("edudns.toml");
+        write(&config_path, config);
+        let overrides = Overrides {
+            upstreams: upstream.iter().map(|u| u.addr).collect(),
+            ..Overrides::default()
+        };
+        let running = start(ConfigSource::File(config_path), overrides)
+            .await
+            .unwrap_or_else(|e| panic!("edudns did not start: {e}"));
+        let addr = running.dns_addrs()[0];
+        TestServer {
+            running,
+            addr,
+            dir,
+            upstream,
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Asks `name`/`rtype` over UDP from source address `src` with hickory's client.
+    pub async fn query_from(&self, src: &str, name: &str, rtype: RecordType) -> Message {
+        query_udp(self.addr, src, name, rtype).await
+    }
+
+    pub async fn query(&self, name: &str, rtype: RecordType) -> Message {
+        self.query_from("127.0.0.2", name, rtype).await
+    }
+
+    pub fn counters(&self) -> edudns::dns::counters::CountersSnapshot {
+        self.running.handler.counters.snapshot()
+    }
+}
+
+pub fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+/// hickory's UDP client, bound to `src` (any 127.x address works on Linux).
+pub async fn query_udp(server: SocketAddr, src: &str, name: &str, rtype: RecordType) -> Message {
+    let bind: SocketAddr = SocketAddr::new(src.parse().unwrap(), 0);
+    let mut client = UdpClientStream::builder(server, TokioRuntimeProvider::default())
+        .with_bind_addr(Some(bind))
+        .with_timeout(Some(Duration::from_secs(5)))
+        .exchange();
+    let name = Name::from_ascii(name).unwrap();
+    let response = client
+        .query(name, DNSClass::IN, rtype)
+        .await
+        .unwrap_or_else(|e| panic!("no answer from edudns: {e}"));
+    response.into_message()
+}
+
+/// Builds a query message (EDNS with a 1232-byte payload when `edns`).
+pub fn query_message(id: u16, name: &str, rtype: RecordType, edns: bool) -> Message {
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    if edns {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        message.set_edns(e);
+    }
+    message
+}
+
+/// Sends raw bytes over UDP from `src`; the answer, or `None` after `wait`.
+pub async fn raw_udp(
+    server: SocketAddr,
+    src: &str,
+    bytes: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind((src.parse::<IpAddr>().unwrap(), 0))
+        .await
+        .unwrap();
+    socket.send_to(bytes, server).await.unwrap();
+    let mut buffer = vec![0u8; 65535];
+    match tokio::time::timeout(wait, socket.recv_from(&mut buffer)).await {
+        Ok(Ok((len, _))) => Some(buffer[..len].to_vec()),
+        _ => None,
+    }
+}
+
+/// One query over TCP (length-prefixed), from 127.0.0.1.
+pub async fn query_tcp(server: SocketAddr, message: &Message) -> Message {
+    let mut stream = TcpStream::connect(server).await.unwrap();
+    let bytes = message.to_vec().unwrap();
+    stream.write_u16(bytes.len() as u16).await.unwrap();
+    stream.write_all(&bytes).await.unwrap();
+    let len = tokio::time::timeout(Duration::from_secs(5), stream.read_u16())
+        .await
+        .expect("TCP answer in time")
+        .unwrap();
+    let mut buffer = vec![0u8; usize::from(len)];
+    stream.read_exact(&mut buffer).await.unwrap();
+    Message::from_vec(&buffer).unwrap()
+}
+
+/// The IPv4 addresses in the answer section.
+pub fn a_records(message: &Message) -> Vec<String> {
+    message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The Extended DNS Error (code, text) of a response, if any.
+pub fn extended_error(message: &Message) -> Option<(u16, String)> {
+    let edns = message.edns.as_ref()?;
+    edns.options().as_ref().iter().find_map(|(code, option)| {
+        if u16::from(*code) != 15 {
+            return None;
+        }
+        let data: Vec<u8> = Vec::try_from(option).ok()?;
+        Some((
+            u16::from_be_bytes([data[0], data[1]]),
+            String::from_utf8_lossy(&data[2..]).into_owned(),
+        ))
+    })
+}

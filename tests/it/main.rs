@@ -1,0 +1,8 @@
+//! Integration tests: one binary (saves link time), one module per area.
+//! Each test starts the real server on loopback and a real upstream DNS
+//! server on loopback, and talks to it with a real DNS client.
+
+mod harness;
+mod upstream;
+
+mod filtering;

@@ -1,0 +1,178 @@
+//! A real DNS server on loopback to forward to: hickory-server's `Server`
+//! with a programmable handler (records per name, optional delay), counting
+//! the questions it receives.
+
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, SOA, TXT};
+use hickory_server::proto::rr::{Name, RData, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+
+#[derive(Default)]
+struct Zone {
+    records: HashMap<(String, RecordType), Vec<Record>>,
+    delay: Option<Duration>,
+}
+
+/// Builder for the upstream's data.
+#[derive(Default)]
+pub struct UpstreamBuilder {
+    zone: Zone,
+}
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(format!("{}.", text.trim_end_matches('.'))).unwrap()
+}
+
+impl UpstreamBuilder {
+    fn add(mut self, owner: &str, rtype: RecordType, rdata: RData) -> Self {
+        let record = Record::from_rdata(name(owner), 300, rdata);
+        self.zone
+            .records
+            .entry((owner.to_ascii_lowercase(), rtype))
+            .or_default()
+            .push(record);
+        self
+    }
+
+    pub fn a(self, owner: &str, ip: Ipv4Addr) -> Self {
+        self.add(owner, RecordType::A, RData::A(A(ip)))
+    }
+
+    pub fn aaaa(self, owner: &str, ip: Ipv6Addr) -> Self {
+        self.add(owner, RecordType::AAAA, RData::AAAA(AAAA(ip)))
+    }
+
+    pub fn cname(self, owner: &str, target: &str) -> Self {
+        self.add(owner, RecordType::A, RData::CNAME(CNAME(name(target))))
+    }
+
+    /// `count` TXT records of 200 bytes: an answer far over 512 / 1232 bytes.
+    pub fn big_txt(mut self, owner: &str, count: usize) -> Self {
+        for i in 0..count {
+            let text = format!("{i:03}{}", "x".repeat(197));
+            self = self.add(owner, RecordType::TXT, RData::TXT(TXT::new(vec![text])));
+        }
+        self
+    }
+
+    /// Every answer waits this long.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.zone.delay = Some(delay);
+        self
+    }
+
+    pub async fn start(self) -> TestUpstream {
+        let queries = Arc::new(AtomicUsize::new(0));
+        let handler = ZoneHandler {
+            zone: Arc::new(self.zone),
+            queries: queries.clone(),
+        };
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = TcpListener::bind(addr).await.unwrap();
+        let mut server = Server::new(handler);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 64);
+        TestUpstream {
+            addr,
+            queries,
+            _server: server,
+        }
+    }
+}
+
+/// The running upstream; stops when dropped.
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    queries: Arc<AtomicUsize>,
+    _server: Server<ZoneHandler>,
+}
+
+impl TestUpstream {
+    pub fn builder() -> UpstreamBuilder {
+        UpstreamBuilder::default()
+    }
+
+    /// Questions received so far.
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
+    }
+}
+
+struct ZoneHandler {
+    zone: Arc<Zone>,
+    queries: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for ZoneHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        if let Some(delay) = self.zone.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let query = &request.queries.queries()[0];
+        let owner = query
+            .name()
+            .to_string()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = true;
+        metadata.recursion_available = true;
+        let answers: Vec<Record> = self
+            .zone
+            .records
+            .get(&(owner.clone(), query.query_type()))
+            .cloned()
+            .unwrap_or_default();
+        let known_name = self.zone.records.keys().any(|(n, _)| *n == owner);
+        let soa = vec![Record::from_rdata(
+            name("test"),
+            60,
+            RData::SOA(SOA::new(
+                name("ns.test"),
+                name("admin.test"),
+                1,
+                60,
+                60,
+                60,
+                60,
+            )),
+        )];
+        metadata.response_code = if answers.is_empty() && !known_name {
+            ResponseCode::NXDomain
+        } else {
+            ResponseCode::NoError
+        };
+        let negative: &[Record] = if answers.is_empty() { &soa } else { &[] };
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let response = builder.build(
+            metadata,
+            answers.iter(),
+            negative.iter(),
+            [].iter(),
+            [].iter(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(_) => ResponseInfo::from(Header {
+                metadata: Metadata::response_from_request(&request.metadata),
+                counts: HeaderCounts::default(),
+            }),
+        }
+    }
+}
