@@ -6,3 +6,4 @@ mod harness;
 mod upstream;
 
 mod filtering;
+mod protocol;
