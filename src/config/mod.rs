@@ -11,6 +11,9 @@ pub mod raw;
 mod types;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{ConfigError, ConfigIssue};
 pub use types::*;
 

@@ -5,5 +5,7 @@
 mod harness;
 mod upstream;
 
+mod cli;
 mod filtering;
 mod protocol;
+mod reload;

@@ -1,0 +1,156 @@
+//! Validation tests: defaults, references, and errors with key and line.
+
+use super::validate::parse;
+use super::*;
+use std::path::Path;
+
+const MINIMAL: &str = r#"
+[upstream]
+servers = ["192.0.2.53"]
+
+[blocking]
+sinkhole_ipv4 = "10.0.0.1"
+
+[[category]]
+id = "gambling"
+lists = ["g.txt"]
+
+[[category]]
+id = "social"
+lists = [{ path = "s.txt", format = "hosts" }]
+
+[[band]]
+id = "staff"
+block = ["gambling"]
+
+[[band]]
+id = "kids"
+block = ["gambling", "social"]
+
+[[school]]
+id = "s1"
+networks = ["10.1.0.0/16"]
+"#;
+
+fn ok(text: &str) -> Config {
+    parse(
+        text,
+        Path::new("t.toml"),
+        ListRoot::Directory("/etc/edudns".into()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn issues(text: &str) -> Vec<ConfigIssue> {
+    match parse(text, Path::new("t.toml"), ListRoot::Directory(".".into())) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.issues().to_vec(),
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = ok(MINIMAL);
+    assert_eq!(
+        config.server.dns_listen,
+        vec!["0.0.0.0:53".parse().unwrap()]
+    );
+    assert_eq!(config.server.max_in_flight, 2048);
+    assert_eq!(config.server.outside_clients, OutsideClients::Refuse);
+    assert_eq!(
+        config.upstream.servers,
+        vec!["192.0.2.53:53".parse().unwrap()]
+    );
+    assert_eq!(config.blocking.mode, BlockMode::Sinkhole);
+    assert!(config.blocking.ttl <= 300);
+    assert!(config.blocking.block_doh_canary);
+    assert_eq!(
+        config.categories[1].lists[0].format,
+        crate::lists::formats::ListFormat::Hosts
+    );
+    assert_eq!(
+        config.categories[0].lists[0].path,
+        Path::new("/etc/edudns/g.txt")
+    );
+    // The strictest band (most blocked categories) for unknown clients.
+    assert_eq!(config.bands[config.schools[0].unknown_band].id, "kids");
+}
+
+#[test]
+fn unknown_keys_are_errors_with_path_and_line() {
+    let text = MINIMAL.replace("[blocking]", "[blocking]\nsinkhole_ip = \"10.0.0.2\"");
+    let found = issues(&text);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, "blocking.sinkhole_ip");
+    assert!(found[0].message.contains("sinkhole_ip"), "{:?}", found[0]);
+    assert_eq!(found[0].line, line_of(&text, "sinkhole_ip "));
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let text = MINIMAL.replace("servers = [\"192.0.2.53\"]", "servers = \"192.0.2.53\"");
+    let found = issues(&text);
+    assert_eq!(found[0].key, "upstream.servers");
+    assert_eq!(found[0].line, line_of(&text, "servers ="));
+}
+
+#[test]
+fn all_semantic_errors_are_collected() {
+    let text = MINIMAL
+        .replace("id = \"kids\"", "id = \"staff\"")
+        .replace("networks = [\"10.1.0.0/16\"]", "networks = [\"10.1.0.0/33\", \"10.2.0.0/16\", \"10.2.0.0/16\"]\nunknown_band = \"nobody\"")
+        .replace("[blocking]", "[blocking]\nttl = 3600\nmode = \"loud\"");
+    let found = issues(&text);
+    let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+    for expected in [
+        "blocking.mode",
+        "blocking.ttl",
+        "band[1].id",
+        "school[0].networks[0]",
+        "school[0].networks[2]",
+        "school[0].unknown_band",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+    let ttl = found.iter().find(|i| i.key == "blocking.ttl").unwrap();
+    assert_eq!(ttl.line, line_of(&text, "ttl = 3600"));
+    assert!(
+        found.iter().all(|i| i.line > 0),
+        "every error has a line: {found:?}"
+    );
+}
+
+#[test]
+fn invalid_domains_in_allow_lists_are_errors() {
+    let text = MINIMAL.replace(
+        "block = [\"gambling\"]",
+        "block = [\"gambling\"]\nallow = [\"ok.example\", \"bad domain!\"]",
+    );
+    let found = issues(&text);
+    assert_eq!(found[0].key, "band[0].allow[1]");
+}
+
+#[test]
+fn missing_essentials_are_reported() {
+    let found = issues("[server]\n");
+    let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+    for expected in [
+        "upstream.servers",
+        "blocking.sinkhole_ipv4",
+        "band",
+        "school",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+}
+
+#[test]
+fn embedded_config_is_valid() {
+    let config = load_embedded().unwrap();
+    assert_eq!(config.list_root, ListRoot::Embedded);
+    assert!(config.categories.len() >= 5);
+}
