@@ -82,7 +82,7 @@ impl<K: PrefixKey> PrefixTable<K> {
             Some(i) => i,
             None => {
                 self.by_length.push((len, HashMap::new()));
-                self.by_length.sort_by(|a, b| b.0.cmp(&a.0));
+                self.by_length.sort_by_key(|entry| std::cmp::Reverse(entry.0));
                 self.by_length
                     .iter()
                     .position(|(l, _)| *l == len)

@@ -1,4 +1,5 @@
 //! PLACEHOLDER
+#![allow(clippy::type_complexity)]
 use super::{CategoryId, CategoryMask, RuleAction, RuleRef};
 use std::collections::HashMap;
 

@@ -231,3 +231,21 @@ async fn any_is_answered_minimally() {
     assert!(matches!(&response.answers[0].data, RData::HINFO(h) if &*h.cpu == b"RFC8482"));
     assert_eq!(server.upstream.as_ref().unwrap().queries(), 0);
 }
+
+#[tokio::test]
+async fn forwarded_aaaa_and_cname_chains_keep_every_record() {
+    let upstream = TestUpstream::builder()
+        .aaaa("v6.example", "2001:db8::10".parse().unwrap())
+        .cname("alias.example", "target.example")
+        .start()
+        .await;
+    let server = TestServer::start(&base_config(""), Some(upstream)).await;
+    let v6 = server.query("v6.example.", RecordType::AAAA).await;
+    assert_eq!(a_records(&v6), vec!["2001:db8::10"]);
+    let alias = server.query("alias.example.", RecordType::A).await;
+    assert!(
+        alias.answers.iter().any(|r| matches!(&r.data, RData::CNAME(c) if c.0.to_ascii() == "target.example.")),
+        "CNAME passed through: {:?}",
+        alias.answers
+    );
+}

@@ -7,5 +7,6 @@ mod upstream;
 
 mod cli;
 mod filtering;
+mod formats;
 mod protocol;
 mod reload;
