@@ -227,26 +227,4 @@ fn is_same_or_subdomain(name: &str, domain: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suffix_takes_labels_from_the_right() {
-        assert_eq!(suffix("a.b.example.com", 2), "example.com");
-        assert_eq!(suffix("a.b.example.com", 4), "a.b.example.com");
-        assert_eq!(suffix("a.b.example.com.", 1), "com");
-    }
-
-    #[test]
-    fn canary_matches_itself_and_subdomains_only() {
-        assert!(is_same_or_subdomain("use-application-dns.net", DOH_CANARY));
-        assert!(is_same_or_subdomain(
-            "x.use-application-dns.net",
-            DOH_CANARY
-        ));
-        assert!(!is_same_or_subdomain(
-            "fuse-application-dns.net",
-            DOH_CANARY
-        ));
-    }
-}
+mod tests;

@@ -249,3 +249,17 @@ async fn forwarded_aaaa_and_cname_chains_keep_every_record() {
         alias.answers
     );
 }
+
+#[tokio::test]
+async fn ipv6_listener_and_ipv6_client_networks() {
+    let config = base_config("")
+        .replace(r#"dns_listen = ["127.0.0.1:0"]"#, r#"dns_listen = ["[::1]:0", "127.0.0.1:0"]"#)
+        .replace(r#"staff = ["127.0.0.4/32"]"#, r#"staff = ["127.0.0.4/32", "::1/128"]"#);
+    let server = TestServer::start(&config, Some(upstream().await)).await;
+    assert!(server.addr.is_ipv6(), "first listener is the IPv6 one");
+    let staff = query_udp(server.addr, "::1", "bet.example.", RecordType::A).await;
+    assert_eq!(a_records(&staff), vec!["192.0.2.30"], "::1 is in the staff band");
+    let v4 = server.running.dns_addrs()[1];
+    let young = query_udp(v4, "127.0.0.2", "bet.example.", RecordType::A).await;
+    assert_eq!(a_records(&young), vec!["10.99.0.1"]);
+}
