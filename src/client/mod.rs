@@ -82,7 +82,8 @@ impl<K: PrefixKey> PrefixTable<K> {
             Some(i) => i,
             None => {
                 self.by_length.push((len, HashMap::new()));
-                self.by_length.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+                self.by_length
+                    .sort_by_key(|entry| std::cmp::Reverse(entry.0));
                 self.by_length
                     .iter()
                     .position(|(l, _)| *l == len)

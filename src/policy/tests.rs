@@ -51,9 +51,17 @@ fn blocked(verdict: &Verdict) -> bool {
 fn list_blocks_the_name_and_its_subdomains_for_bands_that_block_the_category() {
     let (policies, lists) = setup();
     assert!(blocked(&policies.evaluate(KIDS, "games.example", &lists)));
-    assert!(blocked(&policies.evaluate(KIDS, "a.b.games.example", &lists)));
+    assert!(blocked(&policies.evaluate(
+        KIDS,
+        "a.b.games.example",
+        &lists
+    )));
     assert!(!blocked(&policies.evaluate(STAFF, "games.example", &lists)));
-    assert!(!blocked(&policies.evaluate(KIDS, "othergames.example", &lists)));
+    assert!(!blocked(&policies.evaluate(
+        KIDS,
+        "othergames.example",
+        &lists
+    )));
     match policies.evaluate(KIDS, "x.games.example", &lists) {
         Verdict::Block {
             category: Some(0),
@@ -67,12 +75,28 @@ fn list_blocks_the_name_and_its_subdomains_for_bands_that_block_the_category() {
 fn the_most_specific_rule_wins() {
     let (policies, lists) = setup();
     // Band allow of a subdomain beats the list's block of the parent.
-    assert!(!blocked(&policies.evaluate(KIDS, "www.edu.games.example", &lists)));
+    assert!(!blocked(&policies.evaluate(
+        KIDS,
+        "www.edu.games.example",
+        &lists
+    )));
     // Band deny of a subdomain beats the list's allow of the parent.
-    assert!(blocked(&policies.evaluate(KIDS, "deep.allowed.example", &lists)));
+    assert!(blocked(&policies.evaluate(
+        KIDS,
+        "deep.allowed.example",
+        &lists
+    )));
     // Band allow of social.example, band deny of the deeper bad.social.example.
-    assert!(!blocked(&policies.evaluate(KIDS, "www.social.example", &lists)));
-    assert!(blocked(&policies.evaluate(KIDS, "x.bad.social.example", &lists)));
+    assert!(!blocked(&policies.evaluate(
+        KIDS,
+        "www.social.example",
+        &lists
+    )));
+    assert!(blocked(&policies.evaluate(
+        KIDS,
+        "x.bad.social.example",
+        &lists
+    )));
 }
 
 #[test]
@@ -81,7 +105,12 @@ fn on_equal_depth_an_allow_wins() {
     // Listed (block) and school-allowed at the very same name.
     match policies.evaluate(KIDS, "school-ok.games.example", &lists) {
         Verdict::Allow {
-            rule: Some(Rule::Config { scope: Scope::School(0), action: RuleAction::Allow, .. }),
+            rule:
+                Some(Rule::Config {
+                    scope: Scope::School(0),
+                    action: RuleAction::Allow,
+                    ..
+                }),
         } => {}
         other => panic!("{other:?}"),
     }
@@ -92,10 +121,20 @@ fn school_entries_apply_to_every_band_and_name_their_line() {
     let (policies, lists) = setup();
     for client in [KIDS, STAFF] {
         match policies.evaluate(client, "www.cheat.example", &lists) {
-            Verdict::Block { category: None, rule: Rule::Config { place, domain, .. } } => {
+            Verdict::Block {
+                category: None,
+                rule: Rule::Config { place, domain, .. },
+            } => {
                 assert_eq!(domain, "cheat.example");
                 assert_eq!(place.key, "school[0].deny[0]");
-                assert_eq!(place.line, CONFIG.lines().position(|l| l.contains("cheat.example")).unwrap() + 1);
+                assert_eq!(
+                    place.line,
+                    CONFIG
+                        .lines()
+                        .position(|l| l.contains("cheat.example"))
+                        .unwrap()
+                        + 1
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -107,7 +146,10 @@ fn the_doh_canary_is_blocked_for_everyone() {
     let (policies, lists) = setup();
     assert_eq!(
         policies.evaluate(STAFF, "use-application-dns.net", &lists),
-        Verdict::Block { category: None, rule: Rule::DohCanary }
+        Verdict::Block {
+            category: None,
+            rule: Rule::DohCanary
+        }
     );
 }
 
@@ -121,6 +163,12 @@ fn suffix_takes_labels_from_the_right() {
 #[test]
 fn canary_matches_itself_and_subdomains_only() {
     assert!(is_same_or_subdomain("use-application-dns.net", DOH_CANARY));
-    assert!(is_same_or_subdomain("x.use-application-dns.net", DOH_CANARY));
-    assert!(!is_same_or_subdomain("fuse-application-dns.net", DOH_CANARY));
+    assert!(is_same_or_subdomain(
+        "x.use-application-dns.net",
+        DOH_CANARY
+    ));
+    assert!(!is_same_or_subdomain(
+        "fuse-application-dns.net",
+        DOH_CANARY
+    ));
 }

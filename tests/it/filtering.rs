@@ -237,6 +237,7 @@ async fn forwarded_aaaa_and_cname_chains_keep_every_record() {
     let upstream = TestUpstream::builder()
         .aaaa("v6.example", "2001:db8::10".parse().unwrap())
         .cname("alias.example", "target.example")
+        .a("target.example", Ipv4Addr::new(192, 0, 2, 99))
         .start()
         .await;
     let server = TestServer::start(&base_config(""), Some(upstream)).await;
@@ -244,21 +245,35 @@ async fn forwarded_aaaa_and_cname_chains_keep_every_record() {
     assert_eq!(a_records(&v6), vec!["2001:db8::10"]);
     let alias = server.query("alias.example.", RecordType::A).await;
     assert!(
-        alias.answers.iter().any(|r| matches!(&r.data, RData::CNAME(c) if c.0.to_ascii() == "target.example.")),
+        alias
+            .answers
+            .iter()
+            .any(|r| matches!(&r.data, RData::CNAME(c) if c.0.to_ascii() == "target.example.")),
         "CNAME passed through: {:?}",
         alias.answers
     );
+    assert_eq!(a_records(&alias), vec!["192.0.2.99"]);
 }
 
 #[tokio::test]
 async fn ipv6_listener_and_ipv6_client_networks() {
     let config = base_config("")
-        .replace(r#"dns_listen = ["127.0.0.1:0"]"#, r#"dns_listen = ["[::1]:0", "127.0.0.1:0"]"#)
-        .replace(r#"staff = ["127.0.0.4/32"]"#, r#"staff = ["127.0.0.4/32", "::1/128"]"#);
+        .replace(
+            r#"dns_listen = ["127.0.0.1:0"]"#,
+            r#"dns_listen = ["[::1]:0", "127.0.0.1:0"]"#,
+        )
+        .replace(
+            r#"staff = ["127.0.0.4/32"]"#,
+            r#"staff = ["127.0.0.4/32", "::1/128"]"#,
+        );
     let server = TestServer::start(&config, Some(upstream().await)).await;
     assert!(server.addr.is_ipv6(), "first listener is the IPv6 one");
     let staff = query_udp(server.addr, "::1", "bet.example.", RecordType::A).await;
-    assert_eq!(a_records(&staff), vec!["192.0.2.30"], "::1 is in the staff band");
+    assert_eq!(
+        a_records(&staff),
+        vec!["192.0.2.30"],
+        "::1 is in the staff band"
+    );
     let v4 = server.running.dns_addrs()[1];
     let young = query_udp(v4, "127.0.0.2", "bet.example.", RecordType::A).await;
     assert_eq!(a_records(&young), vec!["10.99.0.1"]);
