@@ -27,8 +27,9 @@ struct Slot {
     masks: u32,
 }
 
-/// Provenance of one (node, category, action), packed.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Provenance of one (node, category, action), packed to 11 bytes.
+#[derive(Clone, Copy)]
+#[repr(C, packed)]
 struct Provenance {
     node: u32,
     /// category << 1 | allow
@@ -73,6 +74,13 @@ fn hash(parent: u32, label: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
+/// Maps a hash onto `0..len` without a power-of-two table (Lemire's
+/// multiply-shift), so the table can be sized to a 75 % load exactly.
+#[inline]
+fn home(hash: u64, len: usize) -> usize {
+    ((u128::from(hash) * len as u128) >> 64) as usize
+}
+
 impl DomainTrie {
     /// A trie with no entries.
     pub fn empty() -> Self {
@@ -88,8 +96,7 @@ impl DomainTrie {
 
     #[inline]
     fn child(&self, parent: u32, label: &[u8]) -> Option<u32> {
-        let mask = self.slots.len() - 1;
-        let mut index = hash(parent, label) as usize & mask;
+        let mut index = home(hash(parent, label), self.slots.len());
         loop {
             let slot = &self.slots[index];
             if slot.label == EMPTY {
@@ -98,7 +105,10 @@ impl DomainTrie {
             if slot.parent == parent && self.label(slot.label) == label {
                 return Some(index as u32);
             }
-            index = (index + 1) & mask;
+            index += 1;
+            if index == self.slots.len() {
+                index = 0;
+            }
         }
     }
 
@@ -152,7 +162,10 @@ impl DomainTrie {
         let key = found.category << 1 | u8::from(found.action == RuleAction::Allow);
         let at = self
             .provenance
-            .binary_search_by(|p| (p.node, p.key).cmp(&(found.node, key)))
+            .binary_search_by(|p| {
+                let (node, k) = (p.node, p.key);
+                (node, k).cmp(&(found.node, key))
+            })
             .ok()?;
         let p = self.provenance[at];
         Some(RuleRef {
@@ -298,8 +311,8 @@ impl TrieBuilder {
 
     /// Compiles the flat table.
     pub fn build(self) -> DomainTrie {
-        let capacity = ((self.nodes.len() * 8 / 5).max(16)).next_power_of_two();
-        let mask = capacity - 1;
+        // At most 75 % full: short probe chains, 16 bytes per node.
+        let capacity = (self.nodes.len() * 4 / 3).max(16);
         let mut slots = vec![
             Slot {
                 parent: 0,
@@ -320,9 +333,9 @@ impl TrieBuilder {
                 slot_of[node.parent as usize]
             };
             let label = self.arena_label(node.label);
-            let mut index = hash(parent, label) as usize & mask;
+            let mut index = home(hash(parent, label), capacity);
             while slots[index].label != EMPTY {
-                index = (index + 1) & mask;
+                index = if index + 1 == capacity { 0 } else { index + 1 };
             }
             let masks = *mask_index
                 .entry((node.block, node.allow))
@@ -348,7 +361,10 @@ impl TrieBuilder {
                 ..p
             })
             .collect();
-        provenance.sort_unstable_by_key(|p| (p.node, p.key));
+        provenance.sort_unstable_by_key(|p| {
+            let (node, key) = (p.node, p.key);
+            (node, key)
+        });
         provenance.shrink_to_fit();
         let mut arena = self.arena;
         arena.shrink_to_fit();
