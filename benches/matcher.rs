@@ -27,7 +27,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -42,7 +45,13 @@ fn real_entries() -> Vec<(String, u8, RuleAction)> {
     let root = format!("{}/../shared/data", env!("CARGO_MANIFEST_DIR"));
     let mut entries = Vec::new();
     let mut files = Vec::new();
-    for dir in ["ut1", "hagezi", "hostsvn", "blocklistproject", "sinfonietta"] {
+    for dir in [
+        "ut1",
+        "hagezi",
+        "hostsvn",
+        "blocklistproject",
+        "sinfonietta",
+    ] {
         let mut names: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))
             .expect("../shared/data is beside the repository")
             .flatten()
@@ -64,13 +73,24 @@ fn real_entries() -> Vec<(String, u8, RuleAction)> {
 fn build(entries: &[(String, u8, RuleAction)]) -> DomainTrie {
     let mut builder = TrieBuilder::with_capacity(entries.len());
     for (line, (domain, category, action)) in entries.iter().enumerate() {
-        builder.insert(domain, *category, *action, RuleRef { list: 0, line: line as u32 });
+        builder.insert(
+            domain,
+            *category,
+            *action,
+            RuleRef {
+                list: 0,
+                line: line as u32,
+            },
+        );
     }
     builder.build()
 }
 
 fn misses(trie: &DomainTrie) -> Vec<String> {
-    let path = format!("{}/../shared/data/top-sites/umbrella-top-100k.csv", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../shared/data/top-sites/umbrella-top-100k.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -102,19 +122,36 @@ fn benches(c: &mut Criterion) {
     let step = (distinct.len() / BATCH).max(1);
     let mut listed: Vec<&str> = distinct.iter().copied().collect();
     listed.sort_unstable();
-    let hits: Vec<String> = listed.iter().step_by(step).take(BATCH).map(|d| d.to_string()).collect();
+    let hits: Vec<String> = listed
+        .iter()
+        .step_by(step)
+        .take(BATCH)
+        .map(|d| d.to_string())
+        .collect();
     let deep: Vec<String> = hits.iter().map(|d| format!("a.b.c.{d}")).collect();
     let misses = misses(&trie);
-    let mixed: Vec<String> = hits.iter().zip(&misses).flat_map(|(h, m)| [h.clone(), m.clone()]).take(BATCH).collect();
+    let mixed: Vec<String> = hits
+        .iter()
+        .zip(&misses)
+        .flat_map(|(h, m)| [h.clone(), m.clone()])
+        .take(BATCH)
+        .collect();
 
     let mut group = c.benchmark_group("lookup");
-    for (name, names) in [("hits", &hits), ("subdomain_hits", &deep), ("misses", &misses), ("mixed", &mixed)] {
+    for (name, names) in [
+        ("hits", &hits),
+        ("subdomain_hits", &deep),
+        ("misses", &misses),
+        ("mixed", &mixed),
+    ] {
         group.throughput(Throughput::Elements(names.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut found = 0usize;
                 for n in names {
-                    found += usize::from(black_box(trie.decide(black_box(n), CategoryMask::MAX)).is_some());
+                    found += usize::from(
+                        black_box(trie.decide(black_box(n), CategoryMask::MAX)).is_some(),
+                    );
                 }
                 found
             })
@@ -125,7 +162,9 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("build");
     group.sample_size(10);
     group.throughput(Throughput::Elements(entries.len() as u64));
-    group.bench_function("real_lists", |b| b.iter_batched(|| (), |_| build(&entries), BatchSize::PerIteration));
+    group.bench_function("real_lists", |b| {
+        b.iter_batched(|| (), |_| build(&entries), BatchSize::PerIteration)
+    });
     group.finish();
 }
 
