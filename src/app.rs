@@ -1,6 +1,7 @@
 //! Wiring: config → snapshot → DNS listeners → reload triggers → shutdown.
 //! `main.rs` calls [`start`] and waits for a signal; tests call it in-process.
 
+use crate::clock::{Clock, SystemClock};
 use crate::dns::{DnsServer, Handler, Limits, Upstream};
 use crate::reload::{self, ConfigSource, LoadError, Overrides, Reloader};
 use arc_swap::ArcSwap;
@@ -47,6 +48,15 @@ impl Drop for Running {
 
 /// Loads the configuration, binds the listeners and starts the reload triggers.
 pub async fn start(source: ConfigSource, overrides: Overrides) -> Result<Running, StartError> {
+    start_with_clock(source, overrides, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with another time source (tests move time for schedules).
+pub async fn start_with_clock(
+    source: ConfigSource,
+    overrides: Overrides,
+    clock: Arc<dyn Clock>,
+) -> Result<Running, StartError> {
     let (build_source, build_overrides) = (source.clone(), overrides.clone());
     let snapshot = tokio::task::spawn_blocking(move || {
         reload::load_snapshot(&build_source, &build_overrides, 1)
@@ -59,6 +69,7 @@ pub async fn start(source: ConfigSource, overrides: Overrides) -> Result<Running
     let handler = Arc::new(Handler::new(
         Arc::new(ArcSwap::from_pointee(snapshot)),
         upstream,
+        clock,
     ));
     let limits = Limits {
         max_in_flight: config.server.max_in_flight,

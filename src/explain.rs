@@ -7,8 +7,9 @@ use crate::snapshot::Snapshot;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-/// Renders the explanation as the text `edudns explain` prints.
-pub fn explain(snapshot: &Snapshot, client_ip: IpAddr, name: &str) -> String {
+/// Renders the explanation as the text `edudns explain` prints, for the
+/// moment `at` (schedules).
+pub fn explain(snapshot: &Snapshot, client_ip: IpAddr, name: &str, at: jiff::Timestamp) -> String {
     let config = &snapshot.config;
     let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
     let mut out = String::new();
@@ -25,7 +26,14 @@ pub fn explain(snapshot: &Snapshot, client_ip: IpAddr, name: &str) -> String {
     let band = &config.bands[client.band];
     let _ = writeln!(out, "school:  {} ({})", school.name, school.id);
     let _ = writeln!(out, "band:    {} ({})", band.name, band.id);
-    let verdict = snapshot.evaluate(client, &name);
+    let verdict = snapshot.evaluate(client, &name, at);
+    let local = at.to_zoned_datetime(school.timezone.clone());
+    let _ = writeln!(
+        out,
+        "time:    {} ({})",
+        local.strftime("%Y-%m-%d %H:%M %a"),
+        school.timezone_name
+    );
     match &verdict {
         Verdict::Allow { rule: None } => {
             let _ = writeln!(
@@ -37,13 +45,37 @@ pub fn explain(snapshot: &Snapshot, client_ip: IpAddr, name: &str) -> String {
             let _ = writeln!(out, "verdict: ALLOWED / Cho phép — by an exception");
             let _ = writeln!(out, "rule:    {}", describe(snapshot, rule));
         }
-        Verdict::Block { category, rule } => {
+        Verdict::Block {
+            category,
+            rule,
+            schedule,
+        } => {
             let _ = writeln!(out, "verdict: BLOCKED / Bị chặn");
             if let Some(c) = category {
                 let category = &config.categories[*c];
                 let _ = writeln!(out, "category: {} ({})", category.name, category.id);
             }
             let _ = writeln!(out, "rule:    {}", describe(snapshot, rule));
+            if let Some(s) = schedule {
+                let schedule = &band.schedules[*s];
+                let _ = writeln!(
+                    out,
+                    "schedule: blocked {} only (band {}, {}:{}: {})",
+                    schedule.text,
+                    band.id,
+                    config.path.display(),
+                    schedule.place.line,
+                    schedule.place.key
+                );
+            }
+        }
+        Verdict::Rewrite { engine, target } => {
+            let engine = &snapshot.policies.safe_search().engines[*engine];
+            let _ = writeln!(
+                out,
+                "verdict: SAFE SEARCH / Tìm kiếm an toàn — {} answered as an alias of {target}",
+                engine.name
+            );
         }
     }
     out
@@ -54,6 +86,9 @@ pub fn describe(snapshot: &Snapshot, rule: &Rule) -> String {
     let config = &snapshot.config;
     match rule {
         Rule::DohCanary => "built-in: use-application-dns.net answers NXDOMAIN so Firefox keeps using this resolver (blocking.block_doh_canary)".to_string(),
+        Rule::DesignatedResolver => "built-in bypass prevention: _dns.resolver.arpa answers NODATA so devices do not switch to an encrypted resolver (band bypass_prevention)".to_string(),
+        Rule::PrivateRelay => "built-in bypass prevention: iCloud Private Relay answers NXDOMAIN so Apple devices use this resolver (band bypass_prevention)".to_string(),
+        Rule::CnameTarget { target, inner } => format!("the answer leads through a CNAME to {target}, which is blocked: {}", describe(snapshot, inner)),
         Rule::List { list, line, domain } => match snapshot.lists_loaded.get(*list) {
             Some(loaded) => format!(
                 "{domain} listed in {} line {line} (category {}, {})",

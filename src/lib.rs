@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod dns;
 pub mod explain;

@@ -54,6 +54,9 @@ enum Command {
         /// Địa chỉ IP của máy trạm / Client IP address
         #[arg(long)]
         client: IpAddr,
+        /// Thời điểm (giờ địa phương của trường) / Evaluate at this local time of the school, e.g. "2026-11-24 08:00" [default: now]
+        #[arg(long)]
+        at: Option<String>,
         /// Tên miền / Domain name
         name: String,
     },
@@ -111,7 +114,8 @@ fn main() -> ExitCode {
             config,
             client,
             name,
-        } => explain(source_for(config), client, &name),
+            at,
+        } => explain(source_for(config), client, &name, at.as_deref()),
     }
 }
 
@@ -195,11 +199,38 @@ fn report_config_error(error: &ConfigError) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-fn explain(source: ConfigSource, client: IpAddr, name: &str) -> ExitCode {
+fn explain(source: ConfigSource, client: IpAddr, name: &str, at: Option<&str>) -> ExitCode {
     let loaded = edudns::reload::load_snapshot(&source, &Overrides::default(), 1);
     match loaded {
         Ok(snapshot) => {
-            print!("{}", edudns::explain::explain(&snapshot, client, name));
+            let when = match at {
+                None => jiff::Timestamp::now(),
+                Some(text) => {
+                    // Local time of the client's school (or UTC+7 outside any school).
+                    let tz = snapshot
+                        .classify(client)
+                        .map(|c| snapshot.config.schools[c.school].timezone.clone())
+                        .unwrap_or_else(|| jiff::tz::TimeZone::fixed(jiff::tz::offset(7)));
+                    match text
+                        .replace(' ', "T")
+                        .parse::<jiff::civil::DateTime>()
+                        .ok()
+                        .and_then(|dt| dt.to_zoned_datetime(tz).ok())
+                    {
+                        Some(zoned) => zoned.timestamp(),
+                        None => {
+                            eprintln!(
+                                "edudns: --at {text:?}: write the school's local time as YYYY-MM-DD HH:MM"
+                            );
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+            };
+            print!(
+                "{}",
+                edudns::explain::explain(&snapshot, client, name, when)
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {

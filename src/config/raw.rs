@@ -28,6 +28,38 @@ pub struct RawConfig {
     pub bands: Vec<RawBand>,
     #[serde(default, rename = "school")]
     pub schools: Vec<RawSchool>,
+    #[serde(default)]
+    pub safe_search: RawSafeSearch,
+}
+
+/// `[safe_search]`: where the engine mapping comes from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSafeSearch {
+    /// Path of the mapping file; the curated `blocklists/safe-search.toml`
+    /// compiled into the binary when unset.
+    pub mapping: Option<Spanned<String>>,
+}
+
+/// `[[band.schedule]]`: a category blocked only in weekly windows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub category: Spanned<String>,
+    /// e.g. `["mon", "tue"]` or `["mon-sat"]`; default every day.
+    #[serde(default)]
+    pub days: Vec<Spanned<String>>,
+    /// e.g. `["07:00-11:30", "13:30-17:00"]`.
+    pub windows: Vec<Spanned<String>>,
+}
+
+/// One entry of `holidays`: an inclusive date range.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHoliday {
+    pub from: Spanned<String>,
+    pub to: Option<Spanned<String>>,
+    pub name: Option<String>,
 }
 
 /// `[server]`: listeners and the defences of a public-facing resolver.
@@ -110,6 +142,14 @@ pub struct RawBand {
     pub deny: Vec<Spanned<String>>,
     #[serde(default)]
     pub allow: Vec<Spanned<String>>,
+    /// Force safe search on Google, Bing, DuckDuckGo (engines with `switch = "safe_search"`).
+    pub safe_search: Option<bool>,
+    /// YouTube restricted mode: "off", "moderate" or "strict".
+    pub youtube: Option<Spanned<String>>,
+    /// DDR, iCloud Private Relay and the like (default on).
+    pub bypass_prevention: Option<bool>,
+    #[serde(default)]
+    pub schedule: Vec<RawSchedule>,
 }
 
 /// `[[school]]`: a school, its networks and which band each network is.
@@ -128,4 +168,9 @@ pub struct RawSchool {
     pub deny: Vec<Spanned<String>>,
     #[serde(default)]
     pub allow: Vec<Spanned<String>>,
+    /// IANA time zone of the school (default Asia/Ho_Chi_Minh).
+    pub timezone: Option<Spanned<String>>,
+    /// Days when scheduled blocks are off (holidays, between terms).
+    #[serde(default)]
+    pub holidays: Vec<RawHoliday>,
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub categories: Vec<Category>,
     pub bands: Vec<Band>,
     pub schools: Vec<School>,
+    /// Safe-search engine mapping file; `None` = the curated copy in the binary.
+    pub safe_search_mapping: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +135,43 @@ pub struct Band {
     pub blocked: Vec<usize>,
     pub deny: Vec<ConfigRule>,
     pub allow: Vec<ConfigRule>,
+    /// Safe search forced on engines with `switch = "safe_search"`.
+    pub safe_search: bool,
+    pub youtube: YouTubeMode,
+    /// DDR discovery and iCloud Private Relay answered so devices stay on this resolver.
+    pub bypass_prevention: bool,
+    /// Categories blocked only in weekly windows.
+    pub schedules: Vec<Schedule>,
+}
+
+/// YouTube restricted mode for a band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YouTubeMode {
+    Off,
+    Moderate,
+    Strict,
+}
+
+/// A category blocked on some days in some windows (school's local time).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Index into `Config::categories`.
+    pub category: usize,
+    /// Bit 0 = Monday … bit 6 = Sunday.
+    pub days: u8,
+    /// Minutes since local midnight, `[start, end)`.
+    pub windows: Vec<(u16, u16)>,
+    /// As written, for `explain` ("mon-sat 07:00-11:30, 13:30-17:00").
+    pub text: String,
+    pub place: ConfigPlace,
+}
+
+/// Dates (inclusive) on which scheduled blocks are off.
+#[derive(Debug, Clone)]
+pub struct Holiday {
+    pub from: jiff::civil::Date,
+    pub to: jiff::civil::Date,
+    pub name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +185,9 @@ pub struct School {
     pub unknown_band: usize,
     pub deny: Vec<ConfigRule>,
     pub allow: Vec<ConfigRule>,
+    pub timezone: jiff::tz::TimeZone,
+    pub timezone_name: String,
+    pub holidays: Vec<Holiday>,
 }
 
 impl Config {
@@ -161,6 +203,7 @@ impl Config {
             for category in &self.categories {
                 files.extend(category.lists.iter().map(|l| l.path.clone()));
             }
+            files.extend(self.safe_search_mapping.iter().cloned());
         }
         files
     }

@@ -118,6 +118,10 @@ impl Checker {
         let categories = self.categories(raw.categories, &list_root);
         let bands = self.bands(raw.bands, &categories);
         let schools = self.schools(raw.schools, &bands);
+        let safe_search_mapping = raw.safe_search.mapping.as_ref().map(|m| match &list_root {
+            ListRoot::Directory(dir) => dir.join(m.get_ref()),
+            ListRoot::Embedded => m.get_ref().into(),
+        });
         Config {
             path: path.to_path_buf(),
             list_root,
@@ -128,6 +132,7 @@ impl Checker {
             categories,
             bands,
             schools,
+            safe_search_mapping,
         }
     }
 
@@ -389,12 +394,40 @@ impl Checker {
             }
             let deny = self.rules(&format!("{key}.deny"), &band.deny);
             let allow = self.rules(&format!("{key}.allow"), &band.allow);
+            let youtube = match &band.youtube {
+                None => YouTubeMode::Off,
+                Some(v) => match v.get_ref().as_str() {
+                    "off" => YouTubeMode::Off,
+                    "moderate" => YouTubeMode::Moderate,
+                    "strict" => YouTubeMode::Strict,
+                    other => {
+                        self.error(
+                            format!("{key}.youtube"),
+                            v,
+                            format!("unknown mode {other:?}: expected \"off\", \"moderate\" or \"strict\""),
+                        );
+                        YouTubeMode::Off
+                    }
+                },
+            };
+            let schedules = band
+                .schedule
+                .iter()
+                .enumerate()
+                .filter_map(|(j, raw)| {
+                    self.schedule(&format!("{key}.schedule[{j}]"), raw, categories, &blocked)
+                })
+                .collect();
             out.push(Band {
                 name: band.name.unwrap_or_else(|| id.clone()),
                 id,
                 blocked,
                 deny,
                 allow,
+                safe_search: band.safe_search.unwrap_or(false),
+                youtube,
+                bypass_prevention: band.bypass_prevention.unwrap_or(true),
+                schedules,
             });
         }
         out
@@ -471,7 +504,33 @@ impl Checker {
             };
             let deny = self.rules(&format!("{key}.deny"), &school.deny);
             let allow = self.rules(&format!("{key}.allow"), &school.allow);
+            let timezone_name = school
+                .timezone
+                .as_ref()
+                .map_or(DEFAULT_TIMEZONE.to_string(), |t| t.get_ref().clone());
+            let timezone = match jiff::tz::TimeZone::get(&timezone_name) {
+                Ok(tz) => tz,
+                Err(_) => {
+                    if let Some(t) = &school.timezone {
+                        self.error(
+                            format!("{key}.timezone"),
+                            t,
+                            format!("unknown time zone {timezone_name:?}: use an IANA name like \"Asia/Ho_Chi_Minh\""),
+                        );
+                    }
+                    jiff::tz::TimeZone::fixed(jiff::tz::offset(7))
+                }
+            };
+            let holidays = school
+                .holidays
+                .iter()
+                .enumerate()
+                .filter_map(|(j, h)| self.holiday(&format!("{key}.holidays[{j}]"), h))
+                .collect();
             out.push(School {
+                timezone,
+                timezone_name,
+                holidays,
                 name: school.name.unwrap_or_else(|| id.clone()),
                 id,
                 networks,
@@ -482,6 +541,120 @@ impl Checker {
             });
         }
         out
+    }
+
+    fn schedule(
+        &mut self,
+        key: &str,
+        raw: &RawSchedule,
+        categories: &[Category],
+        always_blocked: &[usize],
+    ) -> Option<Schedule> {
+        let Some(category) = categories
+            .iter()
+            .position(|c| &c.id == raw.category.get_ref())
+        else {
+            self.error(
+                format!("{key}.category"),
+                &raw.category,
+                format!("unknown category {:?}", raw.category.get_ref()),
+            );
+            return None;
+        };
+        if always_blocked.contains(&category) {
+            self.error(
+                format!("{key}.category"),
+                &raw.category,
+                format!(
+                    "category {:?} is already in this band's block list (blocked all the time); remove it there to block it only on a schedule",
+                    raw.category.get_ref()
+                ),
+            );
+        }
+        let mut days = 0u8;
+        for (j, text) in raw.days.iter().enumerate() {
+            match parse_days(text.get_ref()) {
+                Some(bits) => days |= bits,
+                None => self.error(
+                    format!("{key}.days[{j}]"),
+                    text,
+                    format!("{:?} is not a day or range: use mon, tue, wed, thu, fri, sat, sun or a range like mon-fri", text.get_ref()),
+                ),
+            }
+        }
+        if raw.days.is_empty() {
+            days = 0x7f;
+        }
+        let mut windows = Vec::new();
+        for (j, text) in raw.windows.iter().enumerate() {
+            match parse_window(text.get_ref()) {
+                Some(window) => windows.push(window),
+                None => self.error(
+                    format!("{key}.windows[{j}]"),
+                    text,
+                    format!("{:?} is not a time window: write HH:MM-HH:MM with the start before the end, e.g. 07:00-11:30", text.get_ref()),
+                ),
+            }
+        }
+        if raw.windows.is_empty() {
+            self.error(
+                format!("{key}.windows"),
+                &raw.category,
+                "no windows: list at least one, e.g. [\"07:00-11:30\"]",
+            );
+        }
+        let day_text: Vec<&str> = raw.days.iter().map(|d| d.get_ref().as_str()).collect();
+        let window_text: Vec<&str> = raw.windows.iter().map(|w| w.get_ref().as_str()).collect();
+        Some(Schedule {
+            category,
+            days,
+            windows,
+            text: format!(
+                "{} {}",
+                if day_text.is_empty() {
+                    "every day".to_string()
+                } else {
+                    day_text.join(",")
+                },
+                window_text.join(", ")
+            ),
+            place: self.place(key, &raw.category),
+        })
+    }
+
+    fn holiday(&mut self, key: &str, raw: &RawHoliday) -> Option<Holiday> {
+        let mut date = |field: &str, value: &Spanned<String>| match value
+            .get_ref()
+            .parse::<jiff::civil::Date>()
+        {
+            Ok(date) => Some(date),
+            Err(_) => {
+                self.error(
+                    format!("{key}.{field}"),
+                    value,
+                    format!("{:?} is not a date: write YYYY-MM-DD", value.get_ref()),
+                );
+                None
+            }
+        };
+        let from = date("from", &raw.from)?;
+        let to = match &raw.to {
+            Some(to) => date("to", to)?,
+            None => from,
+        };
+        if to < from {
+            self.error(
+                format!("{key}.to"),
+                raw.to.as_ref().unwrap_or(&raw.from),
+                "ends before it starts",
+            );
+            return None;
+        }
+        Some(Holiday {
+            from,
+            to,
+            name: raw.name.clone().unwrap_or_default(),
+        })
     }
 
     fn network(
@@ -600,6 +773,38 @@ impl Checker {
             }
         }
     }
+}
+
+/// Time zone of schools that do not name one.
+pub const DEFAULT_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// `mon`, `sat-sun`, `mon-fri` → day bits (bit 0 = Monday).
+fn parse_days(text: &str) -> Option<u8> {
+    let day = |d: &str| DAYS.iter().position(|x| d.trim().eq_ignore_ascii_case(x));
+    match text.split_once('-') {
+        None => day(text).map(|d| 1 << d),
+        Some((from, to)) => {
+            let (from, to) = (day(from)?, day(to)?);
+            if from > to {
+                return None;
+            }
+            Some((from..=to).fold(0, |bits, d| bits | 1 << d))
+        }
+    }
+}
+
+/// `07:00-11:30` → minutes [420, 690); `24:00` allowed as an end.
+fn parse_window(text: &str) -> Option<(u16, u16)> {
+    let minutes = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (m < 60 && (h < 24 || h == 24 && m == 0)).then_some(h * 60 + m)
+    };
+    let (start, end) = text.split_once('-')?;
+    let (start, end) = (minutes(start)?, minutes(end)?);
+    (start < end).then_some((start, end))
 }
 
 fn default_management() -> SocketAddr {

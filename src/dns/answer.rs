@@ -72,8 +72,10 @@ fn synthetic_soa(owner: &Name, ttl: u32, serial: u32) -> Record {
 /// How a blocked question is answered, before encoding.
 pub struct BlockedAnswer<'a> {
     pub blocking: &'a BlockingConfig,
-    /// Forces NXDOMAIN whatever the mode (the DoH canary).
+    /// Forces NXDOMAIN whatever the mode (the DoH canary, Private Relay).
     pub nxdomain: bool,
+    /// Forces NODATA whatever the type (DDR discovery).
+    pub nodata: bool,
     /// Zone owner for the SOA (the listed domain), or the query name.
     pub soa_owner: Option<Name>,
     pub serial: u32,
@@ -92,7 +94,7 @@ pub fn blocked(request: &Message, query: &Query, how: &BlockedAnswer<'_>) -> Mes
         ResponseCode::NoError
     };
     let mut response = response_to(request, code);
-    let address = if nxdomain {
+    let address = if nxdomain || how.nodata {
         None
     } else {
         match (query.query_type, how.blocking.mode) {

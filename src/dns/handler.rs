@@ -12,13 +12,17 @@
 use super::answer::{self, BlockedAnswer};
 use super::counters::{Counters, bump};
 use super::upstream::{Upstream, UpstreamAnswer};
+use crate::client::Client;
+use crate::clock::Clock;
 use crate::config::OutsideClients;
 use crate::policy::{Rule, Verdict};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::rr::rdata::CNAME;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tracing::debug;
 
 /// How the query arrived; decides the answer size limit.
@@ -33,18 +37,25 @@ pub enum Step {
     /// Send this (or nothing) back now.
     Reply(Option<Vec<u8>>),
     /// An allowed name: resolve it upstream with [`Handler::finish`].
-    Forward(ForwardJob),
+    Forward(Box<ForwardJob>),
 }
 
 /// A parsed, allowed query waiting for the upstream.
 pub struct ForwardJob {
     request: Message,
     limit: usize,
+    client: Client,
+    snapshot: Arc<Snapshot>,
+    /// Safe search: resolve this name instead and answer with a CNAME to it.
+    rewrite: Option<Name>,
 }
 
 enum Response {
     Ready(Message),
-    Forward,
+    Forward {
+        client: Client,
+        rewrite: Option<Name>,
+    },
 }
 
 /// Everything the pipeline needs, shared by all listeners.
@@ -52,14 +63,17 @@ pub struct Handler {
     pub snapshot: SharedSnapshot,
     pub upstream: ArcSwap<Upstream>,
     pub counters: Counters,
+    /// Time source of schedules.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Handler {
-    pub fn new(snapshot: SharedSnapshot, upstream: Upstream) -> Self {
+    pub fn new(snapshot: SharedSnapshot, upstream: Upstream, clock: Arc<dyn Clock>) -> Self {
         Handler {
             snapshot,
             upstream: ArcSwap::from_pointee(upstream),
             counters: Counters::default(),
+            clock,
         }
     }
 
@@ -104,15 +118,21 @@ impl Handler {
         };
         match self.respond(&request, src) {
             Some(Response::Ready(response)) => Step::Reply(self.encode(&response, limit)),
-            Some(Response::Forward) => Step::Forward(ForwardJob { request, limit }),
+            Some(Response::Forward { client, rewrite }) => Step::Forward(Box::new(ForwardJob {
+                request,
+                limit,
+                client,
+                snapshot: self.snapshot.load_full(),
+                rewrite,
+            })),
             None => Step::Reply(None),
         }
     }
 
     /// Forwards an allowed question and encodes the answer.
-    pub async fn finish(&self, job: ForwardJob) -> Option<Vec<u8>> {
+    pub async fn finish(&self, job: Box<ForwardJob>) -> Option<Vec<u8>> {
         let query = job.request.queries.first()?;
-        let response = self.forward(&job.request, query).await;
+        let response = self.forward(&job, query).await;
         self.encode(&response, job.limit)
     }
 
@@ -162,35 +182,50 @@ impl Handler {
             )));
         }
         let name = query.name.to_ascii().to_ascii_lowercase();
-        match snapshot.evaluate(client, &name) {
-            Verdict::Block { category, rule } => {
+        match snapshot.evaluate(client, &name, self.clock.now()) {
+            Verdict::Block { category, rule, .. } => {
                 bump(&self.counters.blocked);
                 Some(Response::Ready(blocked_answer(
                     &snapshot, request, query, category, &rule,
                 )))
+            }
+            Verdict::Rewrite { target, .. } => {
+                bump(&self.counters.allowed);
+                let rewrite = Name::from_ascii(format!("{target}.")).ok();
+                Some(Response::Forward { client, rewrite })
             }
             Verdict::Allow { .. } => {
                 bump(&self.counters.allowed);
                 if query.query_type == RecordType::ANY {
                     return Some(Response::Ready(answer::any_minimal(request, query)));
                 }
-                Some(Response::Forward)
+                Some(Response::Forward {
+                    client,
+                    rewrite: None,
+                })
             }
         }
     }
 
-    async fn forward(&self, request: &Message, query: &hickory_proto::op::Query) -> Message {
+    async fn forward(&self, job: &ForwardJob, query: &hickory_proto::op::Query) -> Message {
+        let request = &job.request;
         let upstream = self.upstream.load_full();
-        let outcome = upstream.resolve(&query.name, query.query_type).await;
-        match outcome.as_ref() {
+        let asked = job.rewrite.as_ref().unwrap_or(&query.name);
+        let outcome = upstream.resolve(asked, query.query_type).await;
+        let mut response = match outcome.as_ref() {
             UpstreamAnswer::Records {
                 answers,
                 authorities,
             } => {
+                if job.rewrite.is_none()
+                    && let Some(blocked) = self.cname_cloaking(job, query, answers)
+                {
+                    return blocked;
+                }
                 let mut response = answer::response_to(request, ResponseCode::NoError);
                 response.add_answers(answers.iter().cloned().map(|mut r| {
                     // Answer with the name as asked (case preserved for 0x20 clients).
-                    if r.name.eq_case(&query.name) || r.name == query.name {
+                    if r.name == query.name {
                         r.name = query.name.clone();
                     }
                     r
@@ -204,13 +239,60 @@ impl Handler {
                 response
             }
             UpstreamAnswer::Failed { reason } => {
-                debug!(name = %query.name, %reason, "upstream failed");
+                debug!(name = %asked, %reason, "upstream failed");
                 bump(&self.counters.upstream_errors);
-                answer::response_to(request, ResponseCode::ServFail)
+                return answer::response_to(request, ResponseCode::ServFail);
+            }
+        };
+        if let Some(target) = &job.rewrite {
+            // Safe search: the asked name is an alias of the engine's safe endpoint.
+            let cname = Record::from_rdata(
+                query.name.clone(),
+                SAFE_SEARCH_TTL,
+                RData::CNAME(CNAME(target.clone())),
+            );
+            response.answers.insert(0, cname);
+        }
+        response
+    }
+
+    /// CNAME cloaking: an allowed name whose answer leads through a CNAME to
+    /// a name the client's band blocks is blocked, naming the target.
+    fn cname_cloaking(
+        &self,
+        job: &ForwardJob,
+        query: &hickory_proto::op::Query,
+        answers: &[Record],
+    ) -> Option<Message> {
+        let now = self.clock.now();
+        for record in answers {
+            let RData::CNAME(CNAME(target)) = &record.data else {
+                continue;
+            };
+            let target_name = target.to_ascii().to_ascii_lowercase();
+            if let Verdict::Block { category, rule, .. } =
+                job.snapshot.evaluate(job.client, &target_name, now)
+            {
+                bump(&self.counters.blocked);
+                let rule = Rule::CnameTarget {
+                    target: target_name.trim_end_matches('.').to_string(),
+                    inner: Box::new(rule),
+                };
+                return Some(blocked_answer(
+                    &job.snapshot,
+                    &job.request,
+                    query,
+                    category,
+                    &rule,
+                ));
             }
         }
+        None
     }
 }
+
+/// TTL of the synthesized safe-search CNAME.
+const SAFE_SEARCH_TTL: u32 = 300;
 
 fn blocked_answer(
     snapshot: &Snapshot,
@@ -220,17 +302,31 @@ fn blocked_answer(
     rule: &Rule,
 ) -> Message {
     let config = &snapshot.config;
+    let category_id = category.map_or("list", |c| config.categories[c].id.as_str());
     let (soa_domain, reason) = match rule {
         Rule::DohCanary => (None, "edudns: DoH canary".to_string()),
-        Rule::List { domain, .. } => {
-            let id = category.map_or("list", |c| config.categories[c].id.as_str());
-            (Some(domain.as_str()), format!("edudns: category {id}"))
-        }
+        Rule::DesignatedResolver => (None, "edudns: bypass prevention (DDR)".to_string()),
+        Rule::PrivateRelay => (
+            None,
+            "edudns: bypass prevention (Private Relay)".to_string(),
+        ),
+        Rule::List { domain, .. } => (
+            Some(domain.as_str()),
+            format!("edudns: category {category_id}"),
+        ),
         Rule::Config { domain, .. } => (Some(domain.as_str()), "edudns: deny list".to_string()),
+        Rule::CnameTarget { target, inner } => {
+            let what = match inner.as_ref() {
+                Rule::List { .. } => format!("category {category_id}"),
+                _ => "deny list".to_string(),
+            };
+            (None, format!("edudns: {what} via CNAME {target}"))
+        }
     };
     let how = BlockedAnswer {
         blocking: &config.blocking,
-        nxdomain: matches!(rule, Rule::DohCanary),
+        nxdomain: matches!(rule, Rule::DohCanary | Rule::PrivateRelay),
+        nodata: matches!(rule, Rule::DesignatedResolver),
         soa_owner: soa_domain.and_then(|d| Name::from_ascii(format!("{d}.")).ok()),
         serial: snapshot.generation as u32,
         reason,

@@ -11,13 +11,24 @@
 //! very same domain. Rule sets 2 and 3 are small tries of their own; the big
 //! category trie is walked once per query whatever the number of categories.
 
+pub mod safe_search;
+pub mod schedule;
+
 use crate::client::Client;
-use crate::config::{Config, ConfigPlace, ConfigRule};
+use crate::config::{Band, Config, ConfigPlace, ConfigRule};
 use crate::lists::trie::{DomainTrie, TrieBuilder, TrieMatch};
 use crate::lists::{CategoryMask, RuleAction, RuleRef};
+use jiff::Timestamp;
+use safe_search::SafeSearch;
+use schedule::{BandSchedule, LocalTime, SchoolTime};
 
 /// The name Firefox asks before it turns on DNS-over-HTTPS by itself.
 pub const DOH_CANARY: &str = "use-application-dns.net";
+/// Discovery of Designated Resolvers (RFC 9462): answered NODATA so devices
+/// do not upgrade to an encrypted resolver behind the filter's back.
+pub const DDR_NAME: &str = "_dns.resolver.arpa";
+/// iCloud Private Relay: NXDOMAIN makes Apple devices fall back to normal DNS.
+pub const PRIVATE_RELAY: [&str; 2] = ["mask.icloud.com", "mask-h2.icloud.com"];
 
 /// What edudns decided for one (client, name), and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +36,15 @@ pub enum Verdict {
     /// Forward to the upstream. `rule` is the exception that allowed it, if any.
     Allow { rule: Option<Rule> },
     /// Answer from the sinkhole. `category` indexes `Config::categories`
-    /// (`None` for a deny entry or a built-in rule).
-    Block { category: Option<usize>, rule: Rule },
+    /// (`None` for a deny entry or a built-in rule); `schedule` indexes the
+    /// band's schedules when the block is time-based.
+    Block {
+        category: Option<usize>,
+        rule: Rule,
+        schedule: Option<usize>,
+    },
+    /// Safe search: answer with a CNAME to `target` and the target's records.
+    Rewrite { engine: usize, target: String },
 }
 
 impl Verdict {
@@ -54,6 +72,12 @@ pub enum Rule {
     },
     /// The DoH canary domain, answered NXDOMAIN to keep Firefox on this resolver.
     DohCanary,
+    /// `_dns.resolver.arpa`, answered NODATA (bypass prevention).
+    DesignatedResolver,
+    /// iCloud Private Relay, answered NXDOMAIN (bypass prevention).
+    PrivateRelay,
+    /// An allowed name whose answer leads through a CNAME to a blocked name.
+    CnameTarget { target: String, inner: Box<Rule> },
 }
 
 /// Where a config entry sits.
@@ -121,13 +145,21 @@ impl EntrySet {
 pub struct Policies {
     band_masks: Vec<CategoryMask>,
     bands: Vec<EntrySet>,
+    band_settings: Vec<Band>,
+    schedules: Vec<BandSchedule>,
     schools: Vec<EntrySet>,
+    school_times: Vec<SchoolTime>,
+    safe_search: SafeSearch,
     block_doh_canary: bool,
 }
 
 impl Policies {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, safe_search: SafeSearch) -> Self {
         Policies {
+            band_settings: config.bands.clone(),
+            schedules: config.bands.iter().map(BandSchedule::new).collect(),
+            school_times: config.schools.iter().map(SchoolTime::new).collect(),
+            safe_search,
             band_masks: config
                 .bands
                 .iter()
@@ -147,18 +179,62 @@ impl Policies {
         }
     }
 
-    /// Judges `name` (lowercase, no trailing dot) for `client`.
-    /// `lists` is the category trie; `list_of` maps a trie provenance back to
-    /// (list index, line) for the explanation.
-    pub fn evaluate(&self, client: Client, name: &str, lists: &DomainTrie) -> Verdict {
+    /// The safe-search engines, for explanations.
+    pub fn safe_search(&self) -> &SafeSearch {
+        &self.safe_search
+    }
+
+    /// Judges `name` (lowercase, no trailing dot) for `client` at `now`
+    /// (schedules). `lists` is the category trie.
+    pub fn evaluate(
+        &self,
+        client: Client,
+        name: &str,
+        lists: &DomainTrie,
+        now: Timestamp,
+    ) -> Verdict {
+        let builtin = |rule| Verdict::Block {
+            category: None,
+            rule,
+            schedule: None,
+        };
         if self.block_doh_canary && is_same_or_subdomain(name, DOH_CANARY) {
-            return Verdict::Block {
-                category: None,
-                rule: Rule::DohCanary,
+            return builtin(Rule::DohCanary);
+        }
+        let band = &self.band_settings[client.band];
+        if band.bypass_prevention {
+            if is_same_or_subdomain(name, DDR_NAME) {
+                return builtin(Rule::DesignatedResolver);
+            }
+            if PRIVATE_RELAY.contains(&name) {
+                return builtin(Rule::PrivateRelay);
+            }
+        }
+        let verdict = self.evaluate_rules(client, name, lists, now);
+        if let Verdict::Allow { .. } = verdict
+            && let Some((engine, target)) = self.safe_search.rewrite(name, band)
+        {
+            return Verdict::Rewrite {
+                engine,
+                target: target.to_string(),
             };
         }
+        verdict
+    }
+
+    fn evaluate_rules(
+        &self,
+        client: Client,
+        name: &str,
+        lists: &DomainTrie,
+        now: Timestamp,
+    ) -> Verdict {
         let all = CategoryMask::MAX;
-        let from_lists = lists.decide(name, self.band_masks[client.band]);
+        let schedule = &self.schedules[client.band];
+        let school_time = &self.school_times[client.school];
+        let local = (!schedule.is_empty()).then(|| LocalTime::of(now, school_time));
+        let scheduled = local.map_or(0, |t| schedule.active_mask(t, school_time));
+        let from_lists = lists.decide(name, self.band_masks[client.band] | scheduled);
         let from_band = self.bands[client.band].trie.decide(name, all);
         let from_school = self.schools[client.school].trie.decide(name, all);
 
@@ -199,7 +275,21 @@ impl Policies {
         };
         match found.action {
             RuleAction::Allow => Verdict::Allow { rule: Some(rule) },
-            RuleAction::Block => Verdict::Block { category, rule },
+            RuleAction::Block => {
+                // A block through a category the band does not block all the
+                // time came from a schedule window: say which.
+                let schedule = match (category, local) {
+                    (Some(c), Some(t)) if self.band_masks[client.band] & (1 << c) == 0 => {
+                        schedule.active_for(c, t, school_time)
+                    }
+                    _ => None,
+                };
+                Verdict::Block {
+                    category,
+                    rule,
+                    schedule,
+                }
+            }
         }
     }
 }

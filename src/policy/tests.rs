@@ -29,6 +29,7 @@ allow = ["school-ok.games.example"]
 deny = ["cheat.example"]
 "#;
 
+const NOW: Timestamp = Timestamp::UNIX_EPOCH;
 const KIDS: Client = Client { school: 0, band: 0 };
 const STAFF: Client = Client { school: 0, band: 1 };
 
@@ -40,7 +41,7 @@ fn setup() -> (Policies, DomainTrie) {
     lists.insert("school-ok.games.example", 0, RuleAction::Block, rule(2));
     lists.insert("social.example", 1, RuleAction::Block, rule(3));
     lists.insert("allowed.example", 0, RuleAction::Allow, rule(4));
-    (Policies::new(&config), lists.build())
+    (Policies::new(&config, SafeSearch::default()), lists.build())
 }
 
 fn blocked(verdict: &Verdict) -> bool {
@@ -50,22 +51,35 @@ fn blocked(verdict: &Verdict) -> bool {
 #[test]
 fn list_blocks_the_name_and_its_subdomains_for_bands_that_block_the_category() {
     let (policies, lists) = setup();
-    assert!(blocked(&policies.evaluate(KIDS, "games.example", &lists)));
+    assert!(blocked(&policies.evaluate(
+        KIDS,
+        "games.example",
+        &lists,
+        NOW
+    )));
     assert!(blocked(&policies.evaluate(
         KIDS,
         "a.b.games.example",
-        &lists
+        &lists,
+        NOW
     )));
-    assert!(!blocked(&policies.evaluate(STAFF, "games.example", &lists)));
+    assert!(!blocked(&policies.evaluate(
+        STAFF,
+        "games.example",
+        &lists,
+        NOW
+    )));
     assert!(!blocked(&policies.evaluate(
         KIDS,
         "othergames.example",
-        &lists
+        &lists,
+        NOW
     )));
-    match policies.evaluate(KIDS, "x.games.example", &lists) {
+    match policies.evaluate(KIDS, "x.games.example", &lists, NOW) {
         Verdict::Block {
             category: Some(0),
             rule: Rule::List { domain, .. },
+            schedule: None,
         } => assert_eq!(domain, "games.example"),
         other => panic!("{other:?}"),
     }
@@ -78,24 +92,28 @@ fn the_most_specific_rule_wins() {
     assert!(!blocked(&policies.evaluate(
         KIDS,
         "www.edu.games.example",
-        &lists
+        &lists,
+        NOW
     )));
     // Band deny of a subdomain beats the list's allow of the parent.
     assert!(blocked(&policies.evaluate(
         KIDS,
         "deep.allowed.example",
-        &lists
+        &lists,
+        NOW
     )));
     // Band allow of social.example, band deny of the deeper bad.social.example.
     assert!(!blocked(&policies.evaluate(
         KIDS,
         "www.social.example",
-        &lists
+        &lists,
+        NOW
     )));
     assert!(blocked(&policies.evaluate(
         KIDS,
         "x.bad.social.example",
-        &lists
+        &lists,
+        NOW
     )));
 }
 
@@ -103,7 +121,7 @@ fn the_most_specific_rule_wins() {
 fn on_equal_depth_an_allow_wins() {
     let (policies, lists) = setup();
     // Listed (block) and school-allowed at the very same name.
-    match policies.evaluate(KIDS, "school-ok.games.example", &lists) {
+    match policies.evaluate(KIDS, "school-ok.games.example", &lists, NOW) {
         Verdict::Allow {
             rule:
                 Some(Rule::Config {
@@ -120,10 +138,11 @@ fn on_equal_depth_an_allow_wins() {
 fn school_entries_apply_to_every_band_and_name_their_line() {
     let (policies, lists) = setup();
     for client in [KIDS, STAFF] {
-        match policies.evaluate(client, "www.cheat.example", &lists) {
+        match policies.evaluate(client, "www.cheat.example", &lists, NOW) {
             Verdict::Block {
                 category: None,
                 rule: Rule::Config { place, domain, .. },
+                ..
             } => {
                 assert_eq!(domain, "cheat.example");
                 assert_eq!(place.key, "school[0].deny[0]");
@@ -145,10 +164,11 @@ fn school_entries_apply_to_every_band_and_name_their_line() {
 fn the_doh_canary_is_blocked_for_everyone() {
     let (policies, lists) = setup();
     assert_eq!(
-        policies.evaluate(STAFF, "use-application-dns.net", &lists),
+        policies.evaluate(STAFF, "use-application-dns.net", &lists, NOW),
         Verdict::Block {
             category: None,
-            rule: Rule::DohCanary
+            rule: Rule::DohCanary,
+            schedule: None
         }
     );
 }

@@ -8,6 +8,7 @@ use crate::lists::RuleRef;
 use crate::lists::formats::{self, ListFormat};
 use crate::lists::trie::TrieBuilder;
 use crate::policy::Policies;
+use crate::policy::safe_search::{EMBEDDED_MAPPING, SafeSearch};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -116,6 +117,38 @@ fn read_list(root: &ListRoot, path: &std::path::Path) -> Result<String, String> 
     }
 }
 
+/// The safe-search mapping named by the config, or the embedded one.
+fn load_safe_search(config: &Config) -> Result<SafeSearch, ListIssue> {
+    let place = ConfigPlace {
+        key: "safe_search.mapping".to_string(),
+        line: 0,
+    };
+    let (display, text) = match &config.safe_search_mapping {
+        None => (
+            "<embedded blocklists/safe-search.toml>".to_string(),
+            EMBEDDED_MAPPING.to_string(),
+        ),
+        Some(path) => {
+            let display = path.display().to_string();
+            match std::fs::read_to_string(path) {
+                Ok(text) => (display, text),
+                Err(e) => {
+                    return Err(ListIssue {
+                        list: display,
+                        place,
+                        message: format!("cannot read: {e}"),
+                    });
+                }
+            }
+        }
+    };
+    SafeSearch::parse(&text).map_err(|message| ListIssue {
+        list: display,
+        place,
+        message,
+    })
+}
+
 /// Builds a snapshot from a validated config. Every list is parsed; bad
 /// lines are skipped and logged with file:line; an unreadable list fails
 /// the build (and so keeps the running snapshot on reload).
@@ -178,6 +211,10 @@ pub fn build(config: Config, generation: u64) -> Result<Snapshot, BuildError> {
             loaded.push(list);
         }
     }
+    let safe_search = load_safe_search(&config).unwrap_or_else(|issue| {
+        issues.push(issue);
+        SafeSearch::default()
+    });
     if !issues.is_empty() {
         return Err(BuildError {
             config_path: config.path.clone(),
@@ -186,7 +223,7 @@ pub fn build(config: Config, generation: u64) -> Result<Snapshot, BuildError> {
     }
     let lists = builder.build();
     let networks = NetworkMap::new(&config);
-    let policies = Policies::new(&config);
+    let policies = Policies::new(&config, safe_search);
     info!(
         domains = lists.domain_count(),
         block_rules = loaded

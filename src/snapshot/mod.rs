@@ -42,9 +42,10 @@ impl Snapshot {
         self.networks.classify(ip)
     }
 
-    /// The verdict for `name` (lowercase, trailing dot optional) asked by `client`.
-    pub fn evaluate(&self, client: Client, name: &str) -> Verdict {
+    /// The verdict for `name` (lowercase, trailing dot optional) asked by
+    /// `client` at `now`.
+    pub fn evaluate(&self, client: Client, name: &str, now: jiff::Timestamp) -> Verdict {
         let name = name.strip_suffix('.').unwrap_or(name);
-        self.policies.evaluate(client, name, &self.lists)
+        self.policies.evaluate(client, name, &self.lists, now)
     }
 }

@@ -4,7 +4,8 @@
 //! another school or band), a TCP client, and raw UDP for broken packets.
 
 use crate::upstream::TestUpstream;
-use edudns::app::{Running, start};
+use edudns::app::{Running, start_with_clock};
+use edudns::clock::Clock;
 use edudns::reload::{ConfigSource, Overrides};
 use hickory_net::client::ClientHandle;
 use hickory_net::runtime::TokioRuntimeProvider;
@@ -13,6 +14,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,6 +100,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts edudns with `config` (and the default lists) forwarding to `upstream`.
     pub async fn start(config: &str, upstream: Option<TestUpstream>) -> TestServer {
+        Self::start_with_clock(config, upstream, Arc::new(edudns::clock::SystemClock)).await
+    }
+
+    /// [`TestServer::start`] with a clock the test controls.
+    pub async fn start_with_clock(
+        config: &str,
+        upstream: Option<TestUpstream>,
+        clock: Arc<dyn Clock>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("lists")).unwrap();
         write(&dir.path().join("lists/gambling.txt"), GAMBLING);
@@ -108,7 +119,7 @@ impl TestServer {
             upstreams: upstream.iter().map(|u| u.addr).collect(),
             ..Overrides::default()
         };
-        let running = start(ConfigSource::File(config_path), overrides)
+        let running = start_with_clock(ConfigSource::File(config_path), overrides, clock)
             .await
             .unwrap_or_else(|e| panic!("edudns did not start: {e}"));
         let addr = running.dns_addrs()[0];

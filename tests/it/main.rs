@@ -5,6 +5,7 @@
 mod harness;
 mod upstream;
 
+mod bypass;
 mod cli;
 mod filtering;
 mod formats;
