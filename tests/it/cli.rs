@@ -267,3 +267,61 @@ fn explain_tells_school_band_verdict_category_and_rule() {
     assert!(outside.contains("REFUSED"), "{outside}");
     assert!(Path::new(BIN).exists());
 }
+
+#[test]
+fn explain_at_a_time_names_the_schedule_window_and_safe_search() {
+    let config = repo("config/examples/school.toml");
+    let run = |at: &str, name: &str| {
+        let output = Command::new(BIN)
+            .args([
+                "explain",
+                "-c",
+                &config,
+                "--client",
+                "10.20.33.4",
+                "--at",
+                at,
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let lesson = run("2026-11-24 08:00", "www.facebook.com");
+    assert!(
+        lesson.contains("BLOCKED")
+            && lesson.contains("schedule: blocked mon-sat 07:00-11:30, 13:30-17:00"),
+        "{lesson}"
+    );
+    assert!(lesson.contains("band[1].schedule[0]"), "{lesson}");
+    let lunch = run("2026-11-24 12:00", "www.facebook.com");
+    assert!(lunch.contains("ALLOWED"), "{lunch}");
+    let holiday = run("2027-02-08 08:00", "www.facebook.com");
+    assert!(holiday.contains("ALLOWED"), "Tết holiday: {holiday}");
+    let search = run("2026-11-24 08:00", "www.google.com.vn");
+    assert!(
+        search.contains("SAFE SEARCH") && search.contains("forcesafesearch.google.com"),
+        "{search}"
+    );
+    let bad = Command::new(BIN)
+        .args([
+            "explain",
+            "-c",
+            &config,
+            "--client",
+            "10.20.33.4",
+            "--at",
+            "tomorrow",
+            "x.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD HH:MM")
+    );
+}
