@@ -1,14 +1,19 @@
-//! Wiring: config → snapshot → DNS listeners → reload triggers → shutdown.
+//! Wiring: config → snapshot → statistics → DNS and management listeners →
+//! reload triggers and the flusher → shutdown (with a last flush).
 //! `main.rs` calls [`start`] and waits for a signal; tests call it in-process.
 
 use crate::clock::{Clock, SystemClock};
 use crate::dns::{DnsServer, Handler, Limits, Upstream};
 use crate::reload::{self, ConfigSource, LoadError, Overrides, Reloader};
+use crate::stats::Stats;
+use crate::stats::flusher::{self, SharedStore};
+use crate::stats::store::{Store, StoreError};
+use crate::web::{self, AppState};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{error, info};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +22,8 @@ pub enum StartError {
     Load(#[from] LoadError),
     #[error("{0}")]
     Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A running edudns; dropping it stops everything.
@@ -24,7 +31,11 @@ pub struct Running {
     pub handler: Arc<Handler>,
     pub reloader: Arc<Reloader>,
     pub dns: DnsServer,
+    pub store: SharedStore,
+    /// The bound management address (metrics, API).
+    pub management_addr: SocketAddr,
     tasks: JoinSet<()>,
+    management: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -33,10 +44,19 @@ impl Running {
         &self.dns.local_addrs
     }
 
-    /// Stops listeners and background tasks.
+    /// Writes what is counted in memory to the durable store now.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        flusher::flush(&self.handler.stats, &self.store, &self.handler.snapshot)
+    }
+
+    /// Stops listeners and background tasks, then flushes the statistics.
     pub fn shutdown(&mut self) {
         self.dns.shutdown();
         self.tasks.abort_all();
+        self.management.abort();
+        if let Err(e) = self.flush() {
+            error!(%e, "final statistics flush failed");
+        }
     }
 }
 
@@ -58,42 +78,49 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Running, StartError> {
     let (build_source, build_overrides) = (source.clone(), overrides.clone());
-    let snapshot = tokio::task::spawn_blocking(move || {
-        reload::load_snapshot(&build_source, &build_overrides, 1)
-    })
-    .await
-    .map_err(|e| LoadError::Upstream(format!("load task failed: {e}")))??;
+    let mut snapshot = tokio::task::spawn_blocking(move || reload::load_snapshot(&build_source, &build_overrides, 1))
+        .await
+        .map_err(|e| LoadError::Upstream(format!("load task failed: {e}")))??;
     let config = snapshot.config.clone();
-    let upstream =
-        Upstream::new(&config.upstream).map_err(|e| LoadError::Upstream(e.to_string()))?;
-    let handler = Arc::new(Handler::new(
-        Arc::new(ArcSwap::from_pointee(snapshot)),
-        upstream,
-        clock,
-    ));
+    let stats = Arc::new(Stats::new());
+    let store: SharedStore = Arc::new(Mutex::new(Store::open(&config.stats.database)?));
+    snapshot.counters = stats.table_for(&config);
+    reload::record_installed(&stats, &store, &snapshot);
+    let upstream = Upstream::new(&config.upstream).map_err(|e| LoadError::Upstream(e.to_string()))?;
+    let handler = Arc::new(Handler::new(Arc::new(ArcSwap::from_pointee(snapshot)), upstream, clock, stats.clone()));
     let limits = Limits {
         max_in_flight: config.server.max_in_flight,
         tcp_max_connections: config.server.tcp_max_connections,
         tcp_idle_timeout: config.server.tcp_idle_timeout,
     };
     let dns = DnsServer::start(handler.clone(), &config.server.dns_listen, limits).await?;
-    let reloader = Arc::new(Reloader::new(source, overrides, handler.clone()));
+    let state = AppState {
+        handler: handler.clone(),
+        store: Some(store.clone()),
+    };
+    let (management_addr, management) = web::serve_management(config.server.management_listen, state).await?;
+    let reloader = Arc::new(Reloader::new(source, overrides, handler.clone(), store.clone()));
     let mut tasks = JoinSet::new();
     tasks.spawn(reloader.clone().on_sighup());
     if let Some(interval) = config.reload.watch_interval {
         tasks.spawn(reloader.clone().watch_files(interval));
     }
+    tasks.spawn(flusher::run(stats, store.clone(), handler.snapshot.clone()));
     info!(
         schools = config.schools.len(),
         bands = config.bands.len(),
         categories = config.categories.len(),
         upstreams = ?config.upstream.servers,
+        statistics = %config.stats.database.display(),
         "edudns started"
     );
     Ok(Running {
         handler,
         reloader,
         dns,
+        store,
+        management_addr,
         tasks,
+        management,
     })
 }

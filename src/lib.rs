@@ -28,3 +28,5 @@ pub mod lists;
 pub mod policy;
 pub mod reload;
 pub mod snapshot;
+pub mod stats;
+pub mod web;

@@ -6,6 +6,8 @@
 use crate::config::{self, Config, ConfigError};
 use crate::dns::{Handler, Upstream};
 use crate::snapshot::{self, BuildError, Snapshot};
+use crate::stats::Stats;
+use crate::stats::flusher::SharedStore;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,11 +73,34 @@ pub fn load_snapshot(
     Ok(snapshot::build(config, generation)?)
 }
 
+/// Counts what a newly installed snapshot loaded (metrics and the list
+/// versions reports name).
+pub fn record_installed(stats: &Stats, store: &SharedStore, snapshot: &Snapshot) {
+    stats.record_snapshot(snapshot);
+    let lists: Vec<(String, String, usize, String)> = snapshot
+        .lists_loaded
+        .iter()
+        .map(|l| {
+            (
+                snapshot.config.categories[l.category].id.clone(),
+                l.display.clone(),
+                l.entries,
+                l.sha256.clone(),
+            )
+        })
+        .collect();
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = store.record_lists(jiff::Timestamp::now().as_second(), &lists) {
+        warn!(%e, "cannot record list versions");
+    }
+}
+
 /// Performs reloads and counts them.
 pub struct Reloader {
     pub source: ConfigSource,
     pub overrides: Overrides,
     pub handler: Arc<Handler>,
+    store: SharedStore,
     generation: AtomicU64,
     pub successes: AtomicU64,
     pub failures: AtomicU64,
@@ -83,12 +108,13 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn new(source: ConfigSource, overrides: Overrides, handler: Arc<Handler>) -> Self {
+    pub fn new(source: ConfigSource, overrides: Overrides, handler: Arc<Handler>, store: SharedStore) -> Self {
         let generation = handler.snapshot.load().generation;
         Reloader {
             source,
             overrides,
             handler,
+            store,
             generation: AtomicU64::new(generation),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -112,19 +138,27 @@ impl Reloader {
             Ok(()) => {
                 self.generation.store(generation, Ordering::SeqCst);
                 self.successes.fetch_add(1, Ordering::Relaxed);
+                self.handler.stats.reloads.with_label_values(&["success"]).inc();
                 info!(trigger, generation, "reload succeeded");
                 Ok(generation)
             }
             Err(error) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                self.handler.stats.reloads.with_label_values(&["failure"]).inc();
                 error!(trigger, %error, "reload failed; the running configuration stays in force");
                 Err(Arc::new(error))
             }
         }
     }
 
-    fn install(&self, snapshot: Snapshot) -> Result<(), LoadError> {
+    fn install(&self, mut snapshot: Snapshot) -> Result<(), LoadError> {
         let running = self.handler.snapshot.load();
+        if running.config.stats.database != snapshot.config.stats.database {
+            warn!("stats.database changed: restart edudns to use the new file");
+        }
+        if running.config.server.management_listen != snapshot.config.server.management_listen {
+            warn!("server.management_listen changed: restart edudns to apply it");
+        }
         if running.config.server.dns_listen != snapshot.config.server.dns_listen {
             warn!("server.dns_listen changed: restart edudns to apply new listen addresses");
         }
@@ -135,6 +169,8 @@ impl Reloader {
             self.handler.upstream.store(Arc::new(new));
             info!("upstream settings changed: resolver rebuilt");
         }
+        snapshot.counters = self.handler.stats.table_for(&snapshot.config);
+        record_installed(&self.handler.stats, &self.store, &snapshot);
         self.handler.snapshot.store(Arc::new(snapshot));
         Ok(())
     }

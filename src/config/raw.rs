@@ -30,6 +30,28 @@ pub struct RawConfig {
     pub schools: Vec<RawSchool>,
     #[serde(default)]
     pub safe_search: RawSafeSearch,
+    #[serde(default)]
+    pub stats: RawStats,
+    #[serde(default)]
+    pub privacy: RawPrivacy,
+}
+
+/// `[stats]`: durable statistics and report signing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStats {
+    pub database: Option<Spanned<String>>,
+    pub flush_interval_secs: Option<Spanned<i64>>,
+    pub retention_days: Option<Spanned<i64>>,
+    pub key_dir: Option<Spanned<String>>,
+}
+
+/// `[privacy]`: what may leave the school and what may be kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    pub k_anonymity: Option<Spanned<i64>>,
+    pub incident_log_days: Option<Spanned<i64>>,
 }
 
 /// `[safe_search]`: where the engine mapping comes from.

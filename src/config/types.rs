@@ -30,6 +30,27 @@ pub struct Config {
     pub schools: Vec<School>,
     /// Safe-search engine mapping file; `None` = the curated copy in the binary.
     pub safe_search_mapping: Option<PathBuf>,
+    pub stats: StatsConfig,
+    pub privacy: PrivacyConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    /// SQLite file of the durable statistics.
+    pub database: PathBuf,
+    pub flush_interval: Duration,
+    pub retention_days: u32,
+    /// Where `edudns keys init` puts the schools' signing keys.
+    pub key_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrivacyConfig {
+    /// Cells below this are hidden in reports.
+    pub k_anonymity: u64,
+    /// Days the incident log (client addresses of blocked queries) is kept;
+    /// 0 = off (the default): no client address is stored at all.
+    pub incident_log_days: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -24,6 +24,11 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_CACHE_SIZE: usize = 10_000;
 pub const DEFAULT_WATCH_INTERVAL_SECS: u64 = 5;
 pub const DEFAULT_MANAGEMENT_LISTEN: &str = "127.0.0.1:9153";
+pub const DEFAULT_FLUSH_SECS: u64 = 60;
+pub const DEFAULT_RETENTION_DAYS: u64 = 400;
+pub const DEFAULT_K_ANONYMITY: u64 = 10;
+/// Longest an incident log (client addresses) may be kept.
+pub const MAX_INCIDENT_LOG_DAYS: u32 = 30;
 
 /// Parses and validates configuration text. `path` is only used in messages
 /// and to resolve relative list paths (through `list_root`).
@@ -122,6 +127,40 @@ impl Checker {
             ListRoot::Directory(dir) => dir.join(m.get_ref()),
             ListRoot::Embedded => m.get_ref().into(),
         });
+        let state_path = |value: &Option<Spanned<String>>, default: &str| match (&list_root, value) {
+            (ListRoot::Directory(dir), Some(v)) => dir.join(v.get_ref()),
+            (ListRoot::Directory(dir), None) => dir.join(default),
+            (ListRoot::Embedded, Some(v)) => v.get_ref().into(),
+            (ListRoot::Embedded, None) => std::env::temp_dir().join(format!("edudns-demo-{default}")),
+        };
+        let stats = StatsConfig {
+            database: state_path(&raw.stats.database, "stats.sqlite"),
+            key_dir: state_path(&raw.stats.key_dir, "keys"),
+            flush_interval: Duration::from_secs(self.positive_or(
+                "stats.flush_interval_secs",
+                raw.stats.flush_interval_secs,
+                DEFAULT_FLUSH_SECS,
+            )),
+            retention_days: self.positive_or("stats.retention_days", raw.stats.retention_days, DEFAULT_RETENTION_DAYS) as u32,
+        };
+        let incident_log_days = match &raw.privacy.incident_log_days {
+            None => 0,
+            Some(v) => {
+                let days = self.non_negative("privacy.incident_log_days", v);
+                if days > u64::from(MAX_INCIDENT_LOG_DAYS) {
+                    self.error(
+                        "privacy.incident_log_days",
+                        v,
+                        format!("at most {MAX_INCIDENT_LOG_DAYS} days: client addresses are personal data and may only be kept briefly"),
+                    );
+                }
+                days.min(u64::from(MAX_INCIDENT_LOG_DAYS)) as u32
+            }
+        };
+        let privacy = PrivacyConfig {
+            k_anonymity: self.positive_or("privacy.k_anonymity", raw.privacy.k_anonymity, DEFAULT_K_ANONYMITY),
+            incident_log_days,
+        };
         Config {
             path: path.to_path_buf(),
             list_root,
@@ -133,6 +172,8 @@ impl Checker {
             bands,
             schools,
             safe_search_mapping,
+            stats,
+            privacy,
         }
     }
 

@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! bytes → sanity (short / QR=1: no answer) → parse (FORMERR)
-//!       → snapshot = shared.load_full()        one version per query
+//!       → snapshot = shared.load()             one version per query
 //!       → client   = snapshot.classify(src)     school + band, or outside → REFUSED
-//!       → verdict  = snapshot.evaluate(client, name)
+//!       → verdict  = snapshot.evaluate(client, name, clock.now())
 //!       → Block: answer::blocked   Allow: ANY → RFC 8482, else upstream.resolve
-//!       → encode (UDP size limit, TC)
+//!       → count (school, band, category, verdict), encode (UDP size limit, TC)
 //! ```
 
 use super::answer::{self, BlockedAnswer};
@@ -17,12 +17,14 @@ use crate::clock::Clock;
 use crate::config::OutsideClients;
 use crate::policy::{Rule, Verdict};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::stats::{CategorySlot, Outcome, Stats};
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tracing::debug;
 
 /// How the query arrived; decides the answer size limit.
@@ -48,14 +50,12 @@ pub struct ForwardJob {
     snapshot: Arc<Snapshot>,
     /// Safe search: resolve this name instead and answer with a CNAME to it.
     rewrite: Option<Name>,
+    received: Instant,
 }
 
 enum Response {
     Ready(Message),
-    Forward {
-        client: Client,
-        rewrite: Option<Name>,
-    },
+    Forward { client: Client, rewrite: Option<Name> },
 }
 
 /// Everything the pipeline needs, shared by all listeners.
@@ -65,25 +65,33 @@ pub struct Handler {
     pub counters: Counters,
     /// Time source of schedules.
     pub clock: Arc<dyn Clock>,
+    /// Metric families (histograms); per-school counters live in the snapshot.
+    pub stats: Arc<Stats>,
+}
+
+/// The category label and top-k domain of a blocking rule.
+fn block_labels(category: Option<usize>, rule: &Rule) -> (CategorySlot, Option<&str>) {
+    match rule {
+        Rule::List { domain, .. } => (category.map_or(CategorySlot::DenyList, CategorySlot::Category), Some(domain)),
+        Rule::Config { domain, .. } => (CategorySlot::DenyList, Some(domain)),
+        Rule::CnameTarget { target, inner } => (block_labels(category, inner).0, Some(target)),
+        Rule::DohCanary | Rule::DesignatedResolver | Rule::PrivateRelay => (CategorySlot::Bypass, None),
+    }
 }
 
 impl Handler {
-    pub fn new(snapshot: SharedSnapshot, upstream: Upstream, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(snapshot: SharedSnapshot, upstream: Upstream, clock: Arc<dyn Clock>, stats: Arc<Stats>) -> Self {
         Handler {
             snapshot,
             upstream: ArcSwap::from_pointee(upstream),
             counters: Counters::default(),
             clock,
+            stats,
         }
     }
 
     /// Answers one DNS message; `None` means send nothing back.
-    pub async fn handle(
-        &self,
-        packet: &[u8],
-        src: SocketAddr,
-        transport: Transport,
-    ) -> Option<Vec<u8>> {
+    pub async fn handle(&self, packet: &[u8], src: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
         match self.decide(packet, src, transport) {
             Step::Reply(reply) => reply,
             Step::Forward(job) => self.finish(job).await,
@@ -95,6 +103,7 @@ impl Handler {
     /// [`Handler::finish`], so listeners spawn a task (and take an in-flight
     /// slot) for those alone.
     pub fn decide(&self, packet: &[u8], src: SocketAddr, transport: Transport) -> Step {
+        let received = Instant::now();
         if packet.len() < 12 {
             bump(&self.counters.dropped_short);
             return Step::Reply(None);
@@ -117,13 +126,18 @@ impl Handler {
             Transport::Tcp => usize::from(u16::MAX),
         };
         match self.respond(&request, src) {
-            Some(Response::Ready(response)) => Step::Reply(self.encode(&response, limit)),
+            Some(Response::Ready(response)) => {
+                let reply = self.encode(&response, limit);
+                self.stats.answer_duration.with_label_values(&["local"]).observe(received.elapsed().as_secs_f64());
+                Step::Reply(reply)
+            }
             Some(Response::Forward { client, rewrite }) => Step::Forward(Box::new(ForwardJob {
                 request,
                 limit,
                 client,
                 snapshot: self.snapshot.load_full(),
                 rewrite,
+                received,
             })),
             None => Step::Reply(None),
         }
@@ -133,7 +147,9 @@ impl Handler {
     pub async fn finish(&self, job: Box<ForwardJob>) -> Option<Vec<u8>> {
         let query = job.request.queries.first()?;
         let response = self.forward(&job, query).await;
-        self.encode(&response, job.limit)
+        let reply = self.encode(&response, job.limit);
+        self.stats.answer_duration.with_label_values(&["forwarded"]).observe(job.received.elapsed().as_secs_f64());
+        reply
     }
 
     fn encode(&self, response: &Message, limit: usize) -> Option<Vec<u8>> {
@@ -151,43 +167,30 @@ impl Handler {
         }
         if request.metadata.op_code != OpCode::Query {
             bump(&self.counters.not_implemented);
-            return Some(Response::Ready(answer::response_to(
-                request,
-                ResponseCode::NotImp,
-            )));
+            return Some(Response::Ready(answer::response_to(request, ResponseCode::NotImp)));
         }
         let [query] = request.queries.as_slice() else {
             bump(&self.counters.malformed);
-            return Some(Response::Ready(answer::response_to(
-                request,
-                ResponseCode::FormErr,
-            )));
+            return Some(Response::Ready(answer::response_to(request, ResponseCode::FormErr)));
         };
         let snapshot = self.snapshot.load();
         let Some(client) = snapshot.classify(src.ip()) else {
             bump(&self.counters.refused_outside);
             return match snapshot.config.server.outside_clients {
-                OutsideClients::Refuse => Some(Response::Ready(answer::response_to(
-                    request,
-                    ResponseCode::Refused,
-                ))),
+                OutsideClients::Refuse => Some(Response::Ready(answer::response_to(request, ResponseCode::Refused))),
                 OutsideClients::Drop => None,
             };
         };
         if query.query_class != DNSClass::IN {
             bump(&self.counters.not_implemented);
-            return Some(Response::Ready(answer::response_to(
-                request,
-                ResponseCode::Refused,
-            )));
+            return Some(Response::Ready(answer::response_to(request, ResponseCode::Refused)));
         }
         let name = query.name.to_ascii().to_ascii_lowercase();
         match snapshot.evaluate(client, &name, self.clock.now()) {
             Verdict::Block { category, rule, .. } => {
                 bump(&self.counters.blocked);
-                Some(Response::Ready(blocked_answer(
-                    &snapshot, request, query, category, &rule,
-                )))
+                self.count_block(&snapshot, client, category, &rule, src);
+                Some(Response::Ready(blocked_answer(&snapshot, request, query, category, &rule)))
             }
             Verdict::Rewrite { target, .. } => {
                 bump(&self.counters.allowed);
@@ -197,26 +200,38 @@ impl Handler {
             Verdict::Allow { .. } => {
                 bump(&self.counters.allowed);
                 if query.query_type == RecordType::ANY {
+                    snapshot.counters.count(client, CategorySlot::None, Outcome::Allowed);
                     return Some(Response::Ready(answer::any_minimal(request, query)));
                 }
-                Some(Response::Forward {
-                    client,
-                    rewrite: None,
-                })
+                Some(Response::Forward { client, rewrite: None })
             }
         }
     }
 
-    async fn forward(&self, job: &ForwardJob, query: &hickory_proto::op::Query) -> Message {
+    fn count_block(&self, snapshot: &Snapshot, client: Client, category: Option<usize>, rule: &Rule, src: SocketAddr) {
+        let (slot, domain) = block_labels(category, rule);
+        snapshot.counters.count(client, slot, Outcome::Blocked);
+        if let Some(domain) = domain {
+            snapshot.counters.blocked_domain(client, domain);
+            self.stats.record_incident(snapshot, client, src.ip(), domain, slot);
+        }
+    }
+
+    async fn forward(&self, job: &ForwardJob, query: &Query) -> Message {
         let request = &job.request;
+        let counters = &job.snapshot.counters;
         let upstream = self.upstream.load_full();
         let asked = job.rewrite.as_ref().unwrap_or(&query.name);
-        let outcome = upstream.resolve(asked, query.query_type).await;
-        let mut response = match outcome.as_ref() {
-            UpstreamAnswer::Records {
-                answers,
-                authorities,
-            } => {
+        let resolved = upstream.resolve(asked, query.query_type).await;
+        if resolved.from_cache {
+            counters.cache_hit(job.client);
+        }
+        if let Some(elapsed) = resolved.upstream_time {
+            self.stats.upstream_duration.observe(elapsed.as_secs_f64());
+        }
+        let outcome = if job.rewrite.is_some() { Outcome::SafeSearch } else { Outcome::Allowed };
+        let mut response = match resolved.answer.as_ref() {
+            UpstreamAnswer::Records { answers, authorities } => {
                 if job.rewrite.is_none()
                     && let Some(blocked) = self.cname_cloaking(job, query, answers)
                 {
@@ -241,16 +256,15 @@ impl Handler {
             UpstreamAnswer::Failed { reason } => {
                 debug!(name = %asked, %reason, "upstream failed");
                 bump(&self.counters.upstream_errors);
+                counters.upstream_error(job.client);
+                counters.count(job.client, CategorySlot::None, outcome);
                 return answer::response_to(request, ResponseCode::ServFail);
             }
         };
+        counters.count(job.client, CategorySlot::None, outcome);
         if let Some(target) = &job.rewrite {
             // Safe search: the asked name is an alias of the engine's safe endpoint.
-            let cname = Record::from_rdata(
-                query.name.clone(),
-                SAFE_SEARCH_TTL,
-                RData::CNAME(CNAME(target.clone())),
-            );
+            let cname = Record::from_rdata(query.name.clone(), SAFE_SEARCH_TTL, RData::CNAME(CNAME(target.clone())));
             response.answers.insert(0, cname);
         }
         response
@@ -258,33 +272,25 @@ impl Handler {
 
     /// CNAME cloaking: an allowed name whose answer leads through a CNAME to
     /// a name the client's band blocks is blocked, naming the target.
-    fn cname_cloaking(
-        &self,
-        job: &ForwardJob,
-        query: &hickory_proto::op::Query,
-        answers: &[Record],
-    ) -> Option<Message> {
+    fn cname_cloaking(&self, job: &ForwardJob, query: &Query, answers: &[Record]) -> Option<Message> {
         let now = self.clock.now();
         for record in answers {
             let RData::CNAME(CNAME(target)) = &record.data else {
                 continue;
             };
             let target_name = target.to_ascii().to_ascii_lowercase();
-            if let Verdict::Block { category, rule, .. } =
-                job.snapshot.evaluate(job.client, &target_name, now)
-            {
+            if let Verdict::Block { category, rule, .. } = job.snapshot.evaluate(job.client, &target_name, now) {
                 bump(&self.counters.blocked);
                 let rule = Rule::CnameTarget {
                     target: target_name.trim_end_matches('.').to_string(),
                     inner: Box::new(rule),
                 };
-                return Some(blocked_answer(
-                    &job.snapshot,
-                    &job.request,
-                    query,
-                    category,
-                    &rule,
-                ));
+                let (slot, domain) = block_labels(category, &rule);
+                job.snapshot.counters.count(job.client, slot, Outcome::Blocked);
+                if let Some(domain) = domain {
+                    job.snapshot.counters.blocked_domain(job.client, domain);
+                }
+                return Some(blocked_answer(&job.snapshot, &job.request, query, category, &rule));
             }
         }
         None
@@ -297,7 +303,7 @@ const SAFE_SEARCH_TTL: u32 = 300;
 fn blocked_answer(
     snapshot: &Snapshot,
     request: &Message,
-    query: &hickory_proto::op::Query,
+    query: &Query,
     category: Option<usize>,
     rule: &Rule,
 ) -> Message {

@@ -18,6 +18,7 @@ use hickory_resolver::config::{
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What the upstream said, in the shape our answers need.
 #[derive(Debug, Clone)]
@@ -39,10 +40,33 @@ pub enum UpstreamAnswer {
 type Key = (Name, RecordType);
 type Pending = Shared<BoxFuture<'static, Arc<UpstreamAnswer>>>;
 
-/// The upstream resolver and the table of questions in flight.
+/// One cached answer and when it expires.
+struct Cached {
+    answer: Arc<UpstreamAnswer>,
+    stored: Instant,
+    ttl: u32,
+}
+
+/// The result of [`Upstream::resolve`].
+pub struct Resolved {
+    pub answer: Arc<UpstreamAnswer>,
+    /// Answered from edudns's cache, without the upstream.
+    pub from_cache: bool,
+    /// Time the upstream took, on a cache miss.
+    pub upstream_time: Option<Duration>,
+}
+
+/// Answers of at most this TTL are cached for negative answers without SOA.
+const NEGATIVE_TTL_WITHOUT_SOA: u32 = 30;
+
+/// The upstream resolver, the answer cache and the table of questions in flight.
 pub struct Upstream {
     resolver: TokioResolver,
     in_flight: DashMap<Key, Pending>,
+    /// Bounded, sharded cache (S3-FIFO): knowing what was a hit is what the
+    /// per-school cache-hit counters need, which hickory's internal cache
+    /// does not tell.
+    cache: Option<quick_cache::sync::Cache<Key, Arc<Cached>>>,
     config: UpstreamConfig,
 }
 
@@ -81,7 +105,8 @@ impl Upstream {
             })
             .collect();
         let mut options = ResolverOpts::default();
-        options.cache_size = config.cache_size as u64;
+        // Our own cache sits in front; hickory's only absorbs the CNAME chases.
+        options.cache_size = 1024;
         options.timeout = config.timeout;
         options.attempts = 1;
         options.ndots = 0;
@@ -99,6 +124,7 @@ impl Upstream {
         Ok(Upstream {
             resolver,
             in_flight: DashMap::new(),
+            cache: (config.cache_size > 0).then(|| quick_cache::sync::Cache::new(config.cache_size)),
             config: config.clone(),
         })
     }
@@ -109,10 +135,73 @@ impl Upstream {
         &self.config
     }
 
-    /// Resolves `(name, type)`, sharing one upstream query among identical
-    /// questions in flight. Never hangs: the resolver's timeout bounds it.
-    pub async fn resolve(&self, name: &Name, record_type: RecordType) -> Arc<UpstreamAnswer> {
+    /// Resolves `(name, type)` from the cache, or upstream sharing one query
+    /// among identical questions in flight. Never hangs: one deadline bounds it.
+    pub async fn resolve(&self, name: &Name, record_type: RecordType) -> Resolved {
         let key = (name.to_lowercase(), record_type);
+        if let Some(answer) = self.cached(&key) {
+            return Resolved {
+                answer,
+                from_cache: true,
+                upstream_time: None,
+            };
+        }
+        let started = Instant::now();
+        let answer = self.resolve_upstream(key.clone(), record_type).await;
+        let elapsed = started.elapsed();
+        if let (Some(cache), Some(ttl)) = (&self.cache, cacheable_ttl(&answer)) {
+            cache.insert(
+                key,
+                Arc::new(Cached {
+                    answer: answer.clone(),
+                    stored: Instant::now(),
+                    ttl,
+                }),
+            );
+        }
+        Resolved {
+            answer,
+            from_cache: false,
+            upstream_time: Some(elapsed),
+        }
+    }
+
+    /// A cached answer with its TTLs counted down, if still fresh.
+    fn cached(&self, key: &Key) -> Option<Arc<UpstreamAnswer>> {
+        let cache = self.cache.as_ref()?;
+        let entry = cache.get(key)?;
+        let age = entry.stored.elapsed().as_secs().min(u64::from(u32::MAX)) as u32;
+        if age >= entry.ttl {
+            cache.remove(key);
+            return None;
+        }
+        if age == 0 {
+            return Some(entry.answer.clone());
+        }
+        let age_records = |records: &[Record]| -> Vec<Record> {
+            records
+                .iter()
+                .cloned()
+                .map(|mut r| {
+                    r.ttl = r.ttl.saturating_sub(age);
+                    r
+                })
+                .collect()
+        };
+        Some(Arc::new(match entry.answer.as_ref() {
+            UpstreamAnswer::Records { answers, authorities } => UpstreamAnswer::Records {
+                answers: age_records(answers),
+                authorities: age_records(authorities),
+            },
+            UpstreamAnswer::Negative { code, authorities } => UpstreamAnswer::Negative {
+                code: *code,
+                authorities: age_records(authorities),
+            },
+            failed => failed.clone(),
+        }))
+    }
+
+    async fn resolve_upstream(&self, key: Key, record_type: RecordType) -> Arc<UpstreamAnswer> {
         let (pending, _guard) = match self.in_flight.entry(key.clone()) {
             dashmap::Entry::Occupied(entry) => (entry.get().clone(), None),
             dashmap::Entry::Vacant(entry) => {
@@ -149,6 +238,25 @@ impl Upstream {
     /// Questions being resolved right now (for tests and metrics).
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+}
+
+/// How long an answer may be cached: the smallest TTL of its records (the
+/// SOA minimum for negative answers, RFC 2308); failures are not cached.
+fn cacheable_ttl(answer: &UpstreamAnswer) -> Option<u32> {
+    match answer {
+        UpstreamAnswer::Records { answers, .. } => answers.iter().map(|r| r.ttl).min().filter(|ttl| *ttl > 0),
+        UpstreamAnswer::Negative { authorities, .. } => Some(
+            authorities
+                .iter()
+                .find_map(|r| match &r.data {
+                    hickory_proto::rr::RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+                    _ => None,
+                })
+                .unwrap_or(NEGATIVE_TTL_WITHOUT_SOA),
+        )
+        .filter(|ttl| *ttl > 0),
+        UpstreamAnswer::Failed { .. } => None,
     }
 }
 

@@ -59,6 +59,8 @@ pub struct LoadedList {
     pub allow_entries: usize,
     pub skipped: usize,
     pub elapsed: Duration,
+    /// SHA-256 of the file's bytes (the list version reports name).
+    pub sha256: String,
 }
 
 /// A list that could not be read at all.
@@ -115,6 +117,11 @@ fn read_list(root: &ListRoot, path: &std::path::Path) -> Result<String, String> 
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         },
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The safe-search mapping named by the config, or the embedded one.
@@ -197,6 +204,7 @@ pub fn build(config: Config, generation: u64) -> Result<Snapshot, BuildError> {
                 allow_entries: summary.allow_entries,
                 skipped: summary.skipped,
                 elapsed: list_started.elapsed(),
+                sha256: sha256_hex(text.as_bytes()),
             };
             info!(
                 list = %list.display,
@@ -244,6 +252,7 @@ pub fn build(config: Config, generation: u64) -> Result<Snapshot, BuildError> {
         lists,
         lists_loaded: loaded,
         generation,
+        counters: crate::stats::CounterTable::empty(),
         built_at: SystemTime::now(),
     })
 }

@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub lists_loaded: Vec<LoadedList>,
     /// 1 for the first snapshot, +1 for each successful reload.
     pub generation: u64,
+    /// Per-school counter handles (empty until the running service attaches them).
+    pub counters: crate::stats::CounterTable,
     pub built_at: SystemTime,
 }
 

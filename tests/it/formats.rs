@@ -99,6 +99,7 @@ fn config() -> String {
         r#"
 [server]
 dns_listen = ["127.0.0.1:0"]
+management_listen = "127.0.0.1:0"
 [upstream]
 servers = ["127.0.0.1:1"]
 timeout_ms = 300

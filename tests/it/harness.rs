@@ -34,6 +34,7 @@ pub fn base_config(extra: &str) -> String {
         r#"
 [server]
 dns_listen = ["127.0.0.1:0"]
+management_listen = "127.0.0.1:0"
 max_in_flight = 64
 
 [upstream]

@@ -1,0 +1,386 @@
+//! Per-school statistics: lock-free counters on the hot path, Prometheus
+//! exposition, durable hourly roll-ups in SQLite, and reports.
+//!
+//! The hot path touches only a [`CounterTable`] held by the snapshot: a flat
+//! vector of counter handles indexed by (school, band, category slot,
+//! verdict), each one atomic add. Labels are ids of schools, bands and
+//! categories — never a domain or a client address. Blocked domains go to a
+//! bounded top-k sketch per school (sharded, so no lock is shared by all
+//! queries), which only the durable store ever reads.
+
+pub mod flusher;
+pub mod report;
+mod report_html;
+pub mod sign;
+pub mod store;
+pub mod topk;
+
+use crate::client::Client;
+use crate::config::Config;
+use crate::dns::counters::CountersSnapshot;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use topk::SpaceSaving;
+
+/// The `verdict` label values, in counter-table order.
+pub const VERDICTS: [&str; 3] = ["allowed", "blocked", "safe_search"];
+
+/// What happened to a query, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed = 0,
+    Blocked = 1,
+    SafeSearch = 2,
+}
+
+/// The `category` label of a query: a configured category, or one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CategorySlot {
+    Category(usize),
+    /// Allowed or rewritten: no category.
+    None,
+    /// Blocked by a deny entry of the config.
+    DenyList,
+    /// Blocked by a built-in bypass rule (DoH canary, DDR, Private Relay).
+    Bypass,
+}
+
+const EXTRA_SLOTS: [&str; 3] = ["none", "deny_list", "bypass"];
+const TOP_SHARDS: usize = 8;
+/// Domains tracked per shard of a school's sketch.
+const TOP_CAPACITY: usize = 128;
+
+/// Key of one durable counter: (school, band, category, verdict) ids.
+pub type CounterKey = (String, String, String, &'static str);
+
+/// A school's top-blocked sketch, sharded by domain hash.
+#[derive(Debug)]
+pub struct TopBlocked {
+    shards: Vec<Mutex<SpaceSaving>>,
+}
+
+impl TopBlocked {
+    fn new() -> Self {
+        TopBlocked {
+            shards: (0..TOP_SHARDS).map(|_| Mutex::new(SpaceSaving::new(TOP_CAPACITY))).collect(),
+        }
+    }
+
+    fn offer(&self, domain: &str) {
+        let shard = domain
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)))
+            % TOP_SHARDS;
+        if let Ok(mut sketch) = self.shards[shard].lock() {
+            sketch.offer(domain);
+        }
+    }
+
+    /// Takes every count out (the flusher adds them to the store).
+    pub fn drain(&self) -> Vec<(Box<str>, u64)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            if let Ok(mut sketch) = shard.lock() {
+                out.extend(sketch.drain());
+            }
+        }
+        out
+    }
+}
+
+/// Counter handles for one snapshot's schools, bands and categories.
+#[derive(Debug, Default)]
+pub struct CounterTable {
+    bands: usize,
+    slots: usize,
+    categories: usize,
+    queries: Vec<IntCounter>,
+    cache_hits: Vec<IntCounter>,
+    upstream_errors: Vec<IntCounter>,
+    top: Vec<Arc<TopBlocked>>,
+}
+
+impl CounterTable {
+    /// A table that counts nothing (explain, check-config, benchmarks without stats).
+    pub fn empty() -> Self {
+        CounterTable::default()
+    }
+
+    fn slot_index(&self, slot: CategorySlot) -> usize {
+        match slot {
+            CategorySlot::Category(c) => c,
+            CategorySlot::None => self.categories,
+            CategorySlot::DenyList => self.categories + 1,
+            CategorySlot::Bypass => self.categories + 2,
+        }
+    }
+
+    /// Counts one answered query.
+    #[inline]
+    pub fn count(&self, client: Client, slot: CategorySlot, outcome: Outcome) {
+        let index = ((client.school * self.bands + client.band) * self.slots + self.slot_index(slot)) * VERDICTS.len()
+            + outcome as usize;
+        if let Some(counter) = self.queries.get(index) {
+            counter.inc();
+        }
+    }
+
+    /// Remembers a blocked domain (the listed domain, not the full name asked).
+    #[inline]
+    pub fn blocked_domain(&self, client: Client, domain: &str) {
+        if let Some(top) = self.top.get(client.school) {
+            top.offer(domain);
+        }
+    }
+
+    pub fn cache_hit(&self, client: Client) {
+        if let Some(c) = self.cache_hits.get(client.school * self.bands + client.band) {
+            c.inc();
+        }
+    }
+
+    pub fn upstream_error(&self, client: Client) {
+        if let Some(c) = self.upstream_errors.get(client.school * self.bands + client.band) {
+            c.inc();
+        }
+    }
+}
+
+/// All metric families, registered once for the life of the process.
+pub struct Stats {
+    registry: Registry,
+    queries: IntCounterVec,
+    cache_hits: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    pub refused_outside: IntCounter,
+    pub answer_duration: HistogramVec,
+    pub upstream_duration: Histogram,
+    pub list_entries: IntGaugeVec,
+    pub list_skipped: IntGaugeVec,
+    pub list_loaded: prometheus::GaugeVec,
+    pub reloads: IntCounterVec,
+    pub generation: IntGauge,
+    packets: IntCounterVec,
+    /// Every query counter handed out, for the durable flusher.
+    handles: Mutex<HashMap<CounterKey, IntCounter>>,
+    /// Top-k sketches by school id (kept across reloads).
+    top: Mutex<HashMap<String, Arc<TopBlocked>>>,
+    /// The opt-in incident log, waiting for the flusher (empty when off).
+    incidents: Mutex<Vec<Incident>>,
+}
+
+/// One blocked query with its client address: only recorded when
+/// `privacy.incident_log_days` > 0, and deleted after that many days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub at: i64,
+    pub school: String,
+    pub band: String,
+    pub client: String,
+    pub domain: String,
+    pub category: String,
+}
+
+/// Incidents held in memory between flushes at most (the rest are dropped).
+const MAX_PENDING_INCIDENTS: usize = 100_000;
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(vec.clone())).expect("unique metric");
+    vec
+}
+
+/// Latency buckets from 50 µs to 5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let labels = ["school", "band", "category", "verdict"];
+        let queries = counter_vec(&registry, "edudns_queries_total", "Queries answered, by school, grade band, category and verdict.", &labels);
+        let cache_hits = counter_vec(&registry, "edudns_cache_hits_total", "Forwarded queries answered from the cache.", &["school", "band"]);
+        let upstream_errors = counter_vec(&registry, "edudns_upstream_errors_total", "Forwarded queries answered SERVFAIL because the upstream failed.", &["school", "band"]);
+        let refused_outside = IntCounter::new("edudns_refused_total", "Queries from clients outside every school network.").expect("valid");
+        registry.register(Box::new(refused_outside.clone())).expect("unique");
+        let answer_duration = HistogramVec::new(
+            HistogramOpts::new("edudns_answer_duration_seconds", "Time from receiving a query to its answer.").buckets(LATENCY_BUCKETS.to_vec()),
+            &["path"],
+        )
+        .expect("valid");
+        registry.register(Box::new(answer_duration.clone())).expect("unique");
+        let upstream_duration = Histogram::with_opts(
+            HistogramOpts::new("edudns_upstream_duration_seconds", "Time the upstream took to answer a cache miss.").buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid");
+        registry.register(Box::new(upstream_duration.clone())).expect("unique");
+        let list_entries = IntGaugeVec::new(Opts::new("edudns_list_entries", "Entries loaded per category."), &["category"]).expect("valid");
+        registry.register(Box::new(list_entries.clone())).expect("unique");
+        let list_skipped = IntGaugeVec::new(Opts::new("edudns_list_skipped_lines", "List lines skipped as invalid, per category."), &["category"]).expect("valid");
+        registry.register(Box::new(list_skipped.clone())).expect("unique");
+        let list_loaded = prometheus::GaugeVec::new(
+            Opts::new("edudns_list_last_load_timestamp_seconds", "Unix time of the last successful load of a category's lists."),
+            &["category"],
+        )
+        .expect("valid");
+        registry.register(Box::new(list_loaded.clone())).expect("unique");
+        let reloads = counter_vec(&registry, "edudns_reloads_total", "Configuration reloads, by result.", &["result"]);
+        let generation = IntGauge::new("edudns_config_generation", "Generation of the configuration in force (1 at start, +1 per successful reload).").expect("valid");
+        registry.register(Box::new(generation.clone())).expect("unique");
+        let build_info = IntGaugeVec::new(Opts::new("edudns_build_info", "Build information (always 1)."), &["version"]).expect("valid");
+        registry.register(Box::new(build_info.clone())).expect("unique");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let packets = counter_vec(&registry, "edudns_packets_total", "Packets by what the server did with them that is not an answer count (dropped, shed, truncated …).", &["event"]);
+        Stats {
+            registry,
+            queries,
+            cache_hits,
+            upstream_errors,
+            refused_outside,
+            answer_duration,
+            upstream_duration,
+            list_entries,
+            list_skipped,
+            list_loaded,
+            reloads,
+            generation,
+            packets,
+            handles: Mutex::new(HashMap::new()),
+            top: Mutex::new(HashMap::new()),
+            incidents: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Builds the counter table for a configuration (cold path, at load).
+    pub fn table_for(&self, config: &Config) -> CounterTable {
+        let categories = config.categories.len();
+        let slots = categories + EXTRA_SLOTS.len();
+        let bands = config.bands.len();
+        let mut table = CounterTable {
+            bands,
+            slots,
+            categories,
+            ..CounterTable::default()
+        };
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tops = self.top.lock().unwrap_or_else(|e| e.into_inner());
+        for school in &config.schools {
+            for band in &config.bands {
+                for slot in 0..slots {
+                    let category = if slot < categories { config.categories[slot].id.as_str() } else { EXTRA_SLOTS[slot - categories] };
+                    for verdict in VERDICTS {
+                        let counter = self.queries.with_label_values(&[&school.id, &band.id, category, verdict]);
+                        handles.insert((school.id.clone(), band.id.clone(), category.to_string(), verdict), counter.clone());
+                        table.queries.push(counter);
+                    }
+                }
+                table.cache_hits.push(self.cache_hits.with_label_values(&[&school.id, &band.id]));
+                table.upstream_errors.push(self.upstream_errors.with_label_values(&[&school.id, &band.id]));
+            }
+            let top = tops.entry(school.id.clone()).or_insert_with(|| Arc::new(TopBlocked::new()));
+            table.top.push(top.clone());
+        }
+        table
+    }
+
+    /// Current value of every query counter, for the durable flusher.
+    pub fn counter_values(&self) -> Vec<(CounterKey, u64)> {
+        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        handles.iter().map(|(k, c)| (k.clone(), c.get())).collect()
+    }
+
+    /// Drains the top-k sketches: (school id, domain, count).
+    pub fn drain_top_blocked(&self) -> Vec<(String, Box<str>, u64)> {
+        let tops = self.top.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (school, top) in tops.iter() {
+            out.extend(top.drain().into_iter().map(|(d, c)| (school.clone(), d, c)));
+        }
+        out
+    }
+
+    /// Adds a blocked query to the incident log, if the setting asks for one.
+    pub fn record_incident(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        client: Client,
+        ip: std::net::IpAddr,
+        domain: &str,
+        slot: CategorySlot,
+    ) {
+        if snapshot.config.privacy.incident_log_days == 0 {
+            return;
+        }
+        let config = &snapshot.config;
+        let category = match slot {
+            CategorySlot::Category(c) => config.categories[c].id.clone(),
+            CategorySlot::None => "none".into(),
+            CategorySlot::DenyList => "deny_list".into(),
+            CategorySlot::Bypass => "bypass".into(),
+        };
+        let mut pending = self.incidents.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() < MAX_PENDING_INCIDENTS {
+            pending.push(Incident {
+                at: jiff::Timestamp::now().as_second(),
+                school: config.schools[client.school].id.clone(),
+                band: config.bands[client.band].id.clone(),
+                client: ip.to_string(),
+                domain: domain.to_string(),
+                category,
+            });
+        }
+    }
+
+    /// Takes the pending incidents (the flusher stores them).
+    pub fn drain_incidents(&self) -> Vec<Incident> {
+        std::mem::take(&mut *self.incidents.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records what a freshly installed snapshot loaded.
+    pub fn record_snapshot(&self, snapshot: &crate::snapshot::Snapshot) {
+        self.generation.set(snapshot.generation as i64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        for (index, category) in snapshot.config.categories.iter().enumerate() {
+            let lists = snapshot.lists_loaded.iter().filter(|l| l.category == index);
+            let (entries, skipped) = lists.fold((0, 0), |(e, s), l| (e + l.entries, s + l.skipped));
+            self.list_entries.with_label_values(&[&category.id]).set(entries as i64);
+            self.list_skipped.with_label_values(&[&category.id]).set(skipped as i64);
+            self.list_loaded.with_label_values(&[&category.id]).set(now);
+        }
+    }
+
+    /// The text exposition format, with the protocol counters brought up to date.
+    pub fn render(&self, protocol: &CountersSnapshot) -> String {
+        self.refused_outside
+            .inc_by(protocol.refused_outside.saturating_sub(self.refused_outside.get()));
+        for (event, value) in [
+            ("dropped_short", protocol.dropped_short),
+            ("dropped_response", protocol.dropped_response),
+            ("shed_in_flight", protocol.shed_in_flight),
+            ("shed_tcp_connection", protocol.shed_tcp_connections),
+            ("malformed", protocol.malformed),
+            ("truncated", protocol.truncated),
+            ("not_implemented", protocol.not_implemented),
+        ] {
+            let counter = self.packets.with_label_values(&[event]);
+            counter.inc_by(value.saturating_sub(counter.get()));
+        }
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        let _ = encoder.encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}

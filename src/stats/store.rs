@@ -1,0 +1,201 @@
+//! Durable statistics in SQLite (WAL): hourly roll-ups per school, band,
+//! category and verdict; the top blocked domains per school per day; the
+//! list versions loaded; review requests. Written by one flusher task every
+//! `stats.flush_interval_secs` and at shutdown, each flush one transaction,
+//! so `kill -9` loses at most the last interval.
+
+use super::{CounterKey, Stats};
+use rusqlite::{Connection, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Schema, created on open (idempotent).
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS hourly (
+    hour INTEGER NOT NULL,          -- Unix time / 3600 (UTC)
+    school TEXT NOT NULL,
+    band TEXT NOT NULL,
+    category TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (hour, school, band, category, verdict)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS top_blocked (
+    day TEXT NOT NULL,              -- the school's local date, YYYY-MM-DD
+    school TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, school, domain)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS list_versions (
+    loaded_at INTEGER NOT NULL,     -- Unix time
+    category TEXT NOT NULL,
+    list TEXT NOT NULL,
+    entries INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+-- Only written when privacy.incident_log_days > 0; rows older than that are deleted.
+CREATE TABLE IF NOT EXISTS incidents (
+    at INTEGER NOT NULL,
+    school TEXT NOT NULL,
+    band TEXT NOT NULL,
+    client TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    category TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    school TEXT NOT NULL,
+    band TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    category TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending | accepted | rejected
+    decided_at INTEGER
+);
+";
+
+/// Errors of the durable store, naming the database file.
+#[derive(Debug, thiserror::Error)]
+#[error("statistics database {path}: {source}")]
+pub struct StoreError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+/// The open database and what has been flushed so far.
+pub struct Store {
+    path: PathBuf,
+    connection: Connection,
+    /// Counter values already written, so each flush adds only the delta.
+    flushed: HashMap<CounterKey, u64>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and its parent directory.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let wrap = |source| StoreError {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let connection = Connection::open(path).map_err(wrap)?;
+        connection.execute_batch(SCHEMA).map_err(wrap)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            connection,
+            flushed: HashMap::new(),
+        })
+    }
+
+    fn wrap(&self, source: rusqlite::Error) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Adds what was counted since the last flush to the hour of `now`, and
+    /// the drained top-k counts to each school's local `day`.
+    pub fn flush(&mut self, stats: &Stats, now_unix: i64, day_of_school: &dyn Fn(&str) -> String) -> Result<usize, StoreError> {
+        let hour = now_unix.div_euclid(3600);
+        let values = stats.counter_values();
+        let top = stats.drain_top_blocked();
+        let tx = self.connection.transaction().map_err(|e| StoreError {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let mut rows = 0;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO hourly (hour, school, band, category, verdict, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (hour, school, band, category, verdict) DO UPDATE SET count = count + excluded.count",
+                )
+                .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+            for (key, value) in &values {
+                let before = self.flushed.get(key).copied().unwrap_or(0);
+                let delta = value.saturating_sub(before);
+                if delta == 0 {
+                    continue;
+                }
+                upsert
+                    .execute(params![hour, key.0, key.1, key.2, key.3, delta as i64])
+                    .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+                rows += 1;
+            }
+            let mut top_upsert = tx
+                .prepare_cached(
+                    "INSERT INTO top_blocked (day, school, domain, count) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (day, school, domain) DO UPDATE SET count = count + excluded.count",
+                )
+                .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+            for (school, domain, count) in &top {
+                top_upsert
+                    .execute(params![day_of_school(school), school, domain.as_ref(), *count as i64])
+                    .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+            }
+            let mut incident = tx
+                .prepare_cached("INSERT INTO incidents (at, school, band, client, domain, category) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+            for i in stats.drain_incidents() {
+                incident
+                    .execute(params![i.at, i.school, i.band, i.client, i.domain, i.category])
+                    .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+            }
+        }
+        tx.commit().map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+        for (key, value) in values {
+            self.flushed.insert(key, value);
+        }
+        Ok(rows)
+    }
+
+    /// Deletes incidents older than `days` (all of them when the log is off).
+    pub fn expire_incidents(&self, now_unix: i64, days: u32) -> Result<usize, StoreError> {
+        self.connection
+            .execute("DELETE FROM incidents WHERE at < ?1", params![now_unix - i64::from(days) * 86_400])
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Deletes roll-ups older than `days` (and top-k rows likewise).
+    pub fn apply_retention(&self, now_unix: i64, days: u32) -> Result<(), StoreError> {
+        let oldest_hour = now_unix.div_euclid(3600) - i64::from(days) * 24;
+        self.connection
+            .execute("DELETE FROM hourly WHERE hour < ?1", params![oldest_hour])
+            .map_err(|e| self.wrap(e))?;
+        let oldest_day = jiff::Timestamp::from_second(oldest_hour * 3600)
+            .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string())
+            .unwrap_or_default();
+        self.connection
+            .execute("DELETE FROM top_blocked WHERE day < ?1", params![oldest_day])
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// Records the lists of a newly installed snapshot.
+    pub fn record_lists(&self, now_unix: i64, lists: &[(String, String, usize, String)]) -> Result<(), StoreError> {
+        for (category, list, entries, sha256) in lists {
+            self.connection
+                .execute(
+                    "INSERT INTO list_versions (loaded_at, category, list, entries, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![now_unix, category, list, *entries as i64, sha256],
+                )
+                .map_err(|e| self.wrap(e))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! The HTTP side. The management listener (default 127.0.0.1:9153) serves
+//! `/metrics` (Prometheus text format) and `/api/v1/reports`. It never
+//! touches DNS sockets: it reads the stats registry and the durable store.
+
+use crate::dns::Handler;
+use crate::stats::flusher::SharedStore;
+use crate::stats::{report, sign};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tracing::info;
+
+/// What the management handlers read.
+#[derive(Clone)]
+pub struct AppState {
+    pub handler: Arc<Handler>,
+    pub store: Option<SharedStore>,
+}
+
+/// The management routes.
+pub fn management_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/reports", get(reports))
+        .with_state(state)
+}
+
+/// Binds the management listener and serves it until the task is dropped.
+pub async fn serve_management(addr: SocketAddr, state: AppState) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind management listener {addr}: {e}")))?;
+    let local = listener.local_addr()?;
+    info!(address = %local, "listening on {local} (management: /metrics, /api/v1)");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, management_router(state)).await;
+    });
+    Ok((local, task))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.handler.stats.render(&state.handler.counters.snapshot());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    school: String,
+    from: String,
+    to: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn reports(State(state): State<AppState>, query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("{e}; expected school, from, to (YYYY-MM-DD) and optional format=json|csv|html")),
+    };
+    let Some(store) = state.store.clone() else {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "statistics database is not open");
+    };
+    let snapshot = state.handler.snapshot.load_full();
+    let built = tokio::task::spawn_blocking(move || {
+        let store = store.lock().unwrap_or_else(|e| e.into_inner());
+        report::build(store.connection(), &snapshot.config, &query.school, &query.from, &query.to, snapshot.config.privacy.k_anonymity)
+            .map(|r| (r, query.format, snapshot))
+    })
+    .await;
+    let (report, format, snapshot) = match built {
+        Ok(Ok(built)) => built,
+        Ok(Err(report::ReportError::Database(e))) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match format.as_deref().unwrap_or("json") {
+        "json" => {
+            let school = report.schools[0].id.clone();
+            let (key, _) = sign::key_paths(&snapshot.config.stats.key_dir, &school);
+            match sign::sign_if_key(report, &key) {
+                Ok(signed) => Json(signed).into_response(),
+                Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], report::to_csv(&report)).into_response(),
+        "html" => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+            ],
+            report::to_html(&report),
+        )
+            .into_response(),
+        other => problem(StatusCode::BAD_REQUEST, format!("unknown format {other:?}: expected json, csv or html")),
+    }
+}
