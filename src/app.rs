@@ -78,16 +78,24 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Running, StartError> {
     let (build_source, build_overrides) = (source.clone(), overrides.clone());
-    let mut snapshot = tokio::task::spawn_blocking(move || reload::load_snapshot(&build_source, &build_overrides, 1))
-        .await
-        .map_err(|e| LoadError::Upstream(format!("load task failed: {e}")))??;
+    let mut snapshot = tokio::task::spawn_blocking(move || {
+        reload::load_snapshot(&build_source, &build_overrides, 1)
+    })
+    .await
+    .map_err(|e| LoadError::Upstream(format!("load task failed: {e}")))??;
     let config = snapshot.config.clone();
     let stats = Arc::new(Stats::new());
     let store: SharedStore = Arc::new(Mutex::new(Store::open(&config.stats.database)?));
     snapshot.counters = stats.table_for(&config);
     reload::record_installed(&stats, &store, &snapshot);
-    let upstream = Upstream::new(&config.upstream).map_err(|e| LoadError::Upstream(e.to_string()))?;
-    let handler = Arc::new(Handler::new(Arc::new(ArcSwap::from_pointee(snapshot)), upstream, clock, stats.clone()));
+    let upstream =
+        Upstream::new(&config.upstream).map_err(|e| LoadError::Upstream(e.to_string()))?;
+    let handler = Arc::new(Handler::new(
+        Arc::new(ArcSwap::from_pointee(snapshot)),
+        upstream,
+        clock,
+        stats.clone(),
+    ));
     let limits = Limits {
         max_in_flight: config.server.max_in_flight,
         tcp_max_connections: config.server.tcp_max_connections,
@@ -98,8 +106,14 @@ pub async fn start_with_clock(
         handler: handler.clone(),
         store: Some(store.clone()),
     };
-    let (management_addr, management) = web::serve_management(config.server.management_listen, state).await?;
-    let reloader = Arc::new(Reloader::new(source, overrides, handler.clone(), store.clone()));
+    let (management_addr, management) =
+        web::serve_management(config.server.management_listen, state).await?;
+    let reloader = Arc::new(Reloader::new(
+        source,
+        overrides,
+        handler.clone(),
+        store.clone(),
+    ));
     let mut tasks = JoinSet::new();
     tasks.spawn(reloader.clone().on_sighup());
     if let Some(interval) = config.reload.watch_interval {

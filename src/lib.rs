@@ -19,6 +19,7 @@
 //! [`lists::trie`].
 
 pub mod app;
+pub mod cli_report;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -47,6 +47,34 @@ enum Command {
         /// Tệp cấu hình / Config file
         file: PathBuf,
     },
+    /// Báo cáo thống kê cho cơ quan quản lý / Statistics report for the authorities
+    #[command(args_conflicts_with_subcommands = true)]
+    Report {
+        #[command(subcommand)]
+        action: Option<ReportAction>,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Mã trường / School id
+        #[arg(long)]
+        school: Option<String>,
+        /// Từ ngày / First day, YYYY-MM-DD (school's local date)
+        #[arg(long)]
+        from: Option<String>,
+        /// Đến ngày / Last day, YYYY-MM-DD (inclusive)
+        #[arg(long)]
+        to: Option<String>,
+        /// json (signed when the school has a key), csv or html
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Ghi ra tệp / Write to this file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Khoá ký báo cáo / Report signing keys
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Giải thích vì sao một tên bị chặn / Explain the verdict for a client and a name
     Explain {
         #[arg(short, long)]
@@ -59,6 +87,40 @@ enum Command {
         at: Option<String>,
         /// Tên miền / Domain name
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportAction {
+    /// Kiểm tra chữ ký / Verify a signed JSON report
+    Verify {
+        file: PathBuf,
+        /// Khoá công khai của trường / The school's public key file (<school>.pub)
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Gộp báo cáo các trường / Verify and sum school reports into a district report
+    Merge {
+        files: Vec<PathBuf>,
+        /// Thư mục khoá công khai / Directory with each school's <school>.pub
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
+        /// json, csv or html
+        #[arg(long, default_value = "json")]
+        format: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Tạo khoá cho một trường / Create a school's Ed25519 signing key (in stats.key_dir)
+    Init {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        school: String,
     },
 }
 
@@ -110,6 +172,29 @@ fn main() -> ExitCode {
             serve(source_for(config), overrides)
         }
         Command::CheckConfig { file } => check_config(&file),
+        Command::Report {
+            action: Some(action),
+            ..
+        } => edudns::cli_report::run_action(action.into()),
+        Command::Report {
+            action: None,
+            config,
+            school,
+            from,
+            to,
+            format,
+            output,
+        } => edudns::cli_report::generate(
+            &source_for(config),
+            school.as_deref(),
+            from.as_deref(),
+            to.as_deref(),
+            &format,
+            output.as_deref(),
+        ),
+        Command::Keys {
+            action: KeysAction::Init { config, school },
+        } => edudns::cli_report::keys_init(&source_for(config), &school),
         Command::Explain {
             config,
             client,
@@ -163,6 +248,25 @@ async fn wait_for_shutdown() {
         }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+impl From<ReportAction> for edudns::cli_report::Action {
+    fn from(action: ReportAction) -> Self {
+        match action {
+            ReportAction::Verify { file, key } => Self::Verify { file, key },
+            ReportAction::Merge {
+                files,
+                key_dir,
+                format,
+                output,
+            } => Self::Merge {
+                files,
+                key_dir,
+                format,
+                output,
+            },
         }
     }
 }

@@ -108,7 +108,12 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn new(source: ConfigSource, overrides: Overrides, handler: Arc<Handler>, store: SharedStore) -> Self {
+    pub fn new(
+        source: ConfigSource,
+        overrides: Overrides,
+        handler: Arc<Handler>,
+        store: SharedStore,
+    ) -> Self {
         let generation = handler.snapshot.load().generation;
         Reloader {
             source,
@@ -138,13 +143,21 @@ impl Reloader {
             Ok(()) => {
                 self.generation.store(generation, Ordering::SeqCst);
                 self.successes.fetch_add(1, Ordering::Relaxed);
-                self.handler.stats.reloads.with_label_values(&["success"]).inc();
+                self.handler
+                    .stats
+                    .reloads
+                    .with_label_values(&["success"])
+                    .inc();
                 info!(trigger, generation, "reload succeeded");
                 Ok(generation)
             }
             Err(error) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                self.handler.stats.reloads.with_label_values(&["failure"]).inc();
+                self.handler
+                    .stats
+                    .reloads
+                    .with_label_values(&["failure"])
+                    .inc();
                 error!(trigger, %error, "reload failed; the running configuration stays in force");
                 Err(Arc::new(error))
             }

@@ -127,11 +127,14 @@ impl Checker {
             ListRoot::Directory(dir) => dir.join(m.get_ref()),
             ListRoot::Embedded => m.get_ref().into(),
         });
-        let state_path = |value: &Option<Spanned<String>>, default: &str| match (&list_root, value) {
+        let state_path = |value: &Option<Spanned<String>>, default: &str| match (&list_root, value)
+        {
             (ListRoot::Directory(dir), Some(v)) => dir.join(v.get_ref()),
             (ListRoot::Directory(dir), None) => dir.join(default),
             (ListRoot::Embedded, Some(v)) => v.get_ref().into(),
-            (ListRoot::Embedded, None) => std::env::temp_dir().join(format!("edudns-demo-{default}")),
+            (ListRoot::Embedded, None) => {
+                std::env::temp_dir().join(format!("edudns-demo-{default}"))
+            }
         };
         let stats = StatsConfig {
             database: state_path(&raw.stats.database, "stats.sqlite"),
@@ -141,7 +144,11 @@ impl Checker {
                 raw.stats.flush_interval_secs,
                 DEFAULT_FLUSH_SECS,
             )),
-            retention_days: self.positive_or("stats.retention_days", raw.stats.retention_days, DEFAULT_RETENTION_DAYS) as u32,
+            retention_days: self.positive_or(
+                "stats.retention_days",
+                raw.stats.retention_days,
+                DEFAULT_RETENTION_DAYS,
+            ) as u32,
         };
         let incident_log_days = match &raw.privacy.incident_log_days {
             None => 0,
@@ -158,7 +165,11 @@ impl Checker {
             }
         };
         let privacy = PrivacyConfig {
-            k_anonymity: self.positive_or("privacy.k_anonymity", raw.privacy.k_anonymity, DEFAULT_K_ANONYMITY),
+            k_anonymity: self.positive_or(
+                "privacy.k_anonymity",
+                raw.privacy.k_anonymity,
+                DEFAULT_K_ANONYMITY,
+            ),
             incident_log_days,
         };
         Config {

@@ -55,7 +55,10 @@ pub struct ForwardJob {
 
 enum Response {
     Ready(Message),
-    Forward { client: Client, rewrite: Option<Name> },
+    Forward {
+        client: Client,
+        rewrite: Option<Name>,
+    },
 }
 
 /// Everything the pipeline needs, shared by all listeners.
@@ -72,15 +75,25 @@ pub struct Handler {
 /// The category label and top-k domain of a blocking rule.
 fn block_labels(category: Option<usize>, rule: &Rule) -> (CategorySlot, Option<&str>) {
     match rule {
-        Rule::List { domain, .. } => (category.map_or(CategorySlot::DenyList, CategorySlot::Category), Some(domain)),
+        Rule::List { domain, .. } => (
+            category.map_or(CategorySlot::DenyList, CategorySlot::Category),
+            Some(domain),
+        ),
         Rule::Config { domain, .. } => (CategorySlot::DenyList, Some(domain)),
         Rule::CnameTarget { target, inner } => (block_labels(category, inner).0, Some(target)),
-        Rule::DohCanary | Rule::DesignatedResolver | Rule::PrivateRelay => (CategorySlot::Bypass, None),
+        Rule::DohCanary | Rule::DesignatedResolver | Rule::PrivateRelay => {
+            (CategorySlot::Bypass, None)
+        }
     }
 }
 
 impl Handler {
-    pub fn new(snapshot: SharedSnapshot, upstream: Upstream, clock: Arc<dyn Clock>, stats: Arc<Stats>) -> Self {
+    pub fn new(
+        snapshot: SharedSnapshot,
+        upstream: Upstream,
+        clock: Arc<dyn Clock>,
+        stats: Arc<Stats>,
+    ) -> Self {
         Handler {
             snapshot,
             upstream: ArcSwap::from_pointee(upstream),
@@ -91,7 +104,12 @@ impl Handler {
     }
 
     /// Answers one DNS message; `None` means send nothing back.
-    pub async fn handle(&self, packet: &[u8], src: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+    pub async fn handle(
+        &self,
+        packet: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
         match self.decide(packet, src, transport) {
             Step::Reply(reply) => reply,
             Step::Forward(job) => self.finish(job).await,
@@ -128,7 +146,10 @@ impl Handler {
         match self.respond(&request, src) {
             Some(Response::Ready(response)) => {
                 let reply = self.encode(&response, limit);
-                self.stats.answer_duration.with_label_values(&["local"]).observe(received.elapsed().as_secs_f64());
+                self.stats
+                    .answer_duration
+                    .with_label_values(&["local"])
+                    .observe(received.elapsed().as_secs_f64());
                 Step::Reply(reply)
             }
             Some(Response::Forward { client, rewrite }) => Step::Forward(Box::new(ForwardJob {
@@ -148,7 +169,10 @@ impl Handler {
         let query = job.request.queries.first()?;
         let response = self.forward(&job, query).await;
         let reply = self.encode(&response, job.limit);
-        self.stats.answer_duration.with_label_values(&["forwarded"]).observe(job.received.elapsed().as_secs_f64());
+        self.stats
+            .answer_duration
+            .with_label_values(&["forwarded"])
+            .observe(job.received.elapsed().as_secs_f64());
         reply
     }
 
@@ -167,30 +191,44 @@ impl Handler {
         }
         if request.metadata.op_code != OpCode::Query {
             bump(&self.counters.not_implemented);
-            return Some(Response::Ready(answer::response_to(request, ResponseCode::NotImp)));
+            return Some(Response::Ready(answer::response_to(
+                request,
+                ResponseCode::NotImp,
+            )));
         }
         let [query] = request.queries.as_slice() else {
             bump(&self.counters.malformed);
-            return Some(Response::Ready(answer::response_to(request, ResponseCode::FormErr)));
+            return Some(Response::Ready(answer::response_to(
+                request,
+                ResponseCode::FormErr,
+            )));
         };
         let snapshot = self.snapshot.load();
         let Some(client) = snapshot.classify(src.ip()) else {
             bump(&self.counters.refused_outside);
             return match snapshot.config.server.outside_clients {
-                OutsideClients::Refuse => Some(Response::Ready(answer::response_to(request, ResponseCode::Refused))),
+                OutsideClients::Refuse => Some(Response::Ready(answer::response_to(
+                    request,
+                    ResponseCode::Refused,
+                ))),
                 OutsideClients::Drop => None,
             };
         };
         if query.query_class != DNSClass::IN {
             bump(&self.counters.not_implemented);
-            return Some(Response::Ready(answer::response_to(request, ResponseCode::Refused)));
+            return Some(Response::Ready(answer::response_to(
+                request,
+                ResponseCode::Refused,
+            )));
         }
         let name = query.name.to_ascii().to_ascii_lowercase();
         match snapshot.evaluate(client, &name, self.clock.now()) {
             Verdict::Block { category, rule, .. } => {
                 bump(&self.counters.blocked);
                 self.count_block(&snapshot, client, category, &rule, src);
-                Some(Response::Ready(blocked_answer(&snapshot, request, query, category, &rule)))
+                Some(Response::Ready(blocked_answer(
+                    &snapshot, request, query, category, &rule,
+                )))
             }
             Verdict::Rewrite { target, .. } => {
                 bump(&self.counters.allowed);
@@ -200,20 +238,33 @@ impl Handler {
             Verdict::Allow { .. } => {
                 bump(&self.counters.allowed);
                 if query.query_type == RecordType::ANY {
-                    snapshot.counters.count(client, CategorySlot::None, Outcome::Allowed);
+                    snapshot
+                        .counters
+                        .count(client, CategorySlot::None, Outcome::Allowed);
                     return Some(Response::Ready(answer::any_minimal(request, query)));
                 }
-                Some(Response::Forward { client, rewrite: None })
+                Some(Response::Forward {
+                    client,
+                    rewrite: None,
+                })
             }
         }
     }
 
-    fn count_block(&self, snapshot: &Snapshot, client: Client, category: Option<usize>, rule: &Rule, src: SocketAddr) {
+    fn count_block(
+        &self,
+        snapshot: &Snapshot,
+        client: Client,
+        category: Option<usize>,
+        rule: &Rule,
+        src: SocketAddr,
+    ) {
         let (slot, domain) = block_labels(category, rule);
         snapshot.counters.count(client, slot, Outcome::Blocked);
         if let Some(domain) = domain {
             snapshot.counters.blocked_domain(client, domain);
-            self.stats.record_incident(snapshot, client, src.ip(), domain, slot);
+            self.stats
+                .record_incident(snapshot, client, src.ip(), domain, slot);
         }
     }
 
@@ -229,9 +280,16 @@ impl Handler {
         if let Some(elapsed) = resolved.upstream_time {
             self.stats.upstream_duration.observe(elapsed.as_secs_f64());
         }
-        let outcome = if job.rewrite.is_some() { Outcome::SafeSearch } else { Outcome::Allowed };
+        let outcome = if job.rewrite.is_some() {
+            Outcome::SafeSearch
+        } else {
+            Outcome::Allowed
+        };
         let mut response = match resolved.answer.as_ref() {
-            UpstreamAnswer::Records { answers, authorities } => {
+            UpstreamAnswer::Records {
+                answers,
+                authorities,
+            } => {
                 if job.rewrite.is_none()
                     && let Some(blocked) = self.cname_cloaking(job, query, answers)
                 {
@@ -264,7 +322,11 @@ impl Handler {
         counters.count(job.client, CategorySlot::None, outcome);
         if let Some(target) = &job.rewrite {
             // Safe search: the asked name is an alias of the engine's safe endpoint.
-            let cname = Record::from_rdata(query.name.clone(), SAFE_SEARCH_TTL, RData::CNAME(CNAME(target.clone())));
+            let cname = Record::from_rdata(
+                query.name.clone(),
+                SAFE_SEARCH_TTL,
+                RData::CNAME(CNAME(target.clone())),
+            );
             response.answers.insert(0, cname);
         }
         response
@@ -272,25 +334,40 @@ impl Handler {
 
     /// CNAME cloaking: an allowed name whose answer leads through a CNAME to
     /// a name the client's band blocks is blocked, naming the target.
-    fn cname_cloaking(&self, job: &ForwardJob, query: &Query, answers: &[Record]) -> Option<Message> {
+    fn cname_cloaking(
+        &self,
+        job: &ForwardJob,
+        query: &Query,
+        answers: &[Record],
+    ) -> Option<Message> {
         let now = self.clock.now();
         for record in answers {
             let RData::CNAME(CNAME(target)) = &record.data else {
                 continue;
             };
             let target_name = target.to_ascii().to_ascii_lowercase();
-            if let Verdict::Block { category, rule, .. } = job.snapshot.evaluate(job.client, &target_name, now) {
+            if let Verdict::Block { category, rule, .. } =
+                job.snapshot.evaluate(job.client, &target_name, now)
+            {
                 bump(&self.counters.blocked);
                 let rule = Rule::CnameTarget {
                     target: target_name.trim_end_matches('.').to_string(),
                     inner: Box::new(rule),
                 };
                 let (slot, domain) = block_labels(category, &rule);
-                job.snapshot.counters.count(job.client, slot, Outcome::Blocked);
+                job.snapshot
+                    .counters
+                    .count(job.client, slot, Outcome::Blocked);
                 if let Some(domain) = domain {
                     job.snapshot.counters.blocked_domain(job.client, domain);
                 }
-                return Some(blocked_answer(&job.snapshot, &job.request, query, category, &rule));
+                return Some(blocked_answer(
+                    &job.snapshot,
+                    &job.request,
+                    query,
+                    category,
+                    &rule,
+                ));
             }
         }
         None

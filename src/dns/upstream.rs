@@ -124,7 +124,8 @@ impl Upstream {
         Ok(Upstream {
             resolver,
             in_flight: DashMap::new(),
-            cache: (config.cache_size > 0).then(|| quick_cache::sync::Cache::new(config.cache_size)),
+            cache: (config.cache_size > 0)
+                .then(|| quick_cache::sync::Cache::new(config.cache_size)),
             config: config.clone(),
         })
     }
@@ -189,7 +190,10 @@ impl Upstream {
                 .collect()
         };
         Some(Arc::new(match entry.answer.as_ref() {
-            UpstreamAnswer::Records { answers, authorities } => UpstreamAnswer::Records {
+            UpstreamAnswer::Records {
+                answers,
+                authorities,
+            } => UpstreamAnswer::Records {
                 answers: age_records(answers),
                 authorities: age_records(authorities),
             },
@@ -245,7 +249,9 @@ impl Upstream {
 /// SOA minimum for negative answers, RFC 2308); failures are not cached.
 fn cacheable_ttl(answer: &UpstreamAnswer) -> Option<u32> {
     match answer {
-        UpstreamAnswer::Records { answers, .. } => answers.iter().map(|r| r.ttl).min().filter(|ttl| *ttl > 0),
+        UpstreamAnswer::Records { answers, .. } => {
+            answers.iter().map(|r| r.ttl).min().filter(|ttl| *ttl > 0)
+        }
         UpstreamAnswer::Negative { authorities, .. } => Some(
             authorities
                 .iter()

@@ -121,7 +121,10 @@ fn read_list(root: &ListRoot, path: &std::path::Path) -> Result<String, String> 
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The safe-search mapping named by the config, or the embedded one.

@@ -11,7 +11,11 @@ use tracing::{error, warn};
 pub type SharedStore = Arc<Mutex<Store>>;
 
 /// One flush: counters and top-k into the store, retention applied.
-pub fn flush(stats: &Stats, store: &SharedStore, snapshot: &SharedSnapshot) -> Result<usize, StoreError> {
+pub fn flush(
+    stats: &Stats,
+    store: &SharedStore,
+    snapshot: &SharedSnapshot,
+) -> Result<usize, StoreError> {
     let snapshot = snapshot.load();
     let config = &snapshot.config;
     let now = jiff::Timestamp::now();
@@ -38,7 +42,9 @@ pub async fn run(stats: Arc<Stats>, store: SharedStore, snapshot: SharedSnapshot
         let (stats, store, snapshot) = (stats.clone(), store.clone(), snapshot.clone());
         match tokio::task::spawn_blocking(move || flush(&stats, &store, &snapshot)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => error!(%e, "statistics flush failed; counts stay in memory for the next one"),
+            Ok(Err(e)) => {
+                error!(%e, "statistics flush failed; counts stay in memory for the next one")
+            }
             Err(e) => warn!(%e, "statistics flush task failed"),
         }
     }

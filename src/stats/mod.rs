@@ -19,8 +19,8 @@ use crate::client::Client;
 use crate::config::Config;
 use crate::dns::counters::CountersSnapshot;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,15 +66,16 @@ pub struct TopBlocked {
 impl TopBlocked {
     fn new() -> Self {
         TopBlocked {
-            shards: (0..TOP_SHARDS).map(|_| Mutex::new(SpaceSaving::new(TOP_CAPACITY))).collect(),
+            shards: (0..TOP_SHARDS)
+                .map(|_| Mutex::new(SpaceSaving::new(TOP_CAPACITY)))
+                .collect(),
         }
     }
 
     fn offer(&self, domain: &str) {
-        let shard = domain
-            .bytes()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)))
-            % TOP_SHARDS;
+        let shard = domain.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        }) % TOP_SHARDS;
         if let Ok(mut sketch) = self.shards[shard].lock() {
             sketch.offer(domain);
         }
@@ -122,7 +123,9 @@ impl CounterTable {
     /// Counts one answered query.
     #[inline]
     pub fn count(&self, client: Client, slot: CategorySlot, outcome: Outcome) {
-        let index = ((client.school * self.bands + client.band) * self.slots + self.slot_index(slot)) * VERDICTS.len()
+        let index = ((client.school * self.bands + client.band) * self.slots
+            + self.slot_index(slot))
+            * VERDICTS.len()
             + outcome as usize;
         if let Some(counter) = self.queries.get(index) {
             counter.inc();
@@ -138,13 +141,19 @@ impl CounterTable {
     }
 
     pub fn cache_hit(&self, client: Client) {
-        if let Some(c) = self.cache_hits.get(client.school * self.bands + client.band) {
+        if let Some(c) = self
+            .cache_hits
+            .get(client.school * self.bands + client.band)
+        {
             c.inc();
         }
     }
 
     pub fn upstream_error(&self, client: Client) {
-        if let Some(c) = self.upstream_errors.get(client.school * self.bands + client.band) {
+        if let Some(c) = self
+            .upstream_errors
+            .get(client.school * self.bands + client.band)
+        {
             c.inc();
         }
     }
@@ -190,13 +199,16 @@ const MAX_PENDING_INCIDENTS: usize = 100_000;
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry.register(Box::new(vec.clone())).expect("unique metric");
+    registry
+        .register(Box::new(vec.clone()))
+        .expect("unique metric");
     vec
 }
 
 /// Latency buckets from 50 µs to 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
 ];
 
 impl Default for Stats {
@@ -209,39 +221,119 @@ impl Stats {
     pub fn new() -> Self {
         let registry = Registry::new();
         let labels = ["school", "band", "category", "verdict"];
-        let queries = counter_vec(&registry, "edudns_queries_total", "Queries answered, by school, grade band, category and verdict.", &labels);
-        let cache_hits = counter_vec(&registry, "edudns_cache_hits_total", "Forwarded queries answered from the cache.", &["school", "band"]);
-        let upstream_errors = counter_vec(&registry, "edudns_upstream_errors_total", "Forwarded queries answered SERVFAIL because the upstream failed.", &["school", "band"]);
-        let refused_outside = IntCounter::new("edudns_refused_total", "Queries from clients outside every school network.").expect("valid");
-        registry.register(Box::new(refused_outside.clone())).expect("unique");
+        let queries = counter_vec(
+            &registry,
+            "edudns_queries_total",
+            "Queries answered, by school, grade band, category and verdict.",
+            &labels,
+        );
+        let cache_hits = counter_vec(
+            &registry,
+            "edudns_cache_hits_total",
+            "Forwarded queries answered from the cache.",
+            &["school", "band"],
+        );
+        let upstream_errors = counter_vec(
+            &registry,
+            "edudns_upstream_errors_total",
+            "Forwarded queries answered SERVFAIL because the upstream failed.",
+            &["school", "band"],
+        );
+        let refused_outside = IntCounter::new(
+            "edudns_refused_total",
+            "Queries from clients outside every school network.",
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(refused_outside.clone()))
+            .expect("unique");
         let answer_duration = HistogramVec::new(
-            HistogramOpts::new("edudns_answer_duration_seconds", "Time from receiving a query to its answer.").buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "edudns_answer_duration_seconds",
+                "Time from receiving a query to its answer.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["path"],
         )
         .expect("valid");
-        registry.register(Box::new(answer_duration.clone())).expect("unique");
+        registry
+            .register(Box::new(answer_duration.clone()))
+            .expect("unique");
         let upstream_duration = Histogram::with_opts(
-            HistogramOpts::new("edudns_upstream_duration_seconds", "Time the upstream took to answer a cache miss.").buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "edudns_upstream_duration_seconds",
+                "Time the upstream took to answer a cache miss.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
         )
         .expect("valid");
-        registry.register(Box::new(upstream_duration.clone())).expect("unique");
-        let list_entries = IntGaugeVec::new(Opts::new("edudns_list_entries", "Entries loaded per category."), &["category"]).expect("valid");
-        registry.register(Box::new(list_entries.clone())).expect("unique");
-        let list_skipped = IntGaugeVec::new(Opts::new("edudns_list_skipped_lines", "List lines skipped as invalid, per category."), &["category"]).expect("valid");
-        registry.register(Box::new(list_skipped.clone())).expect("unique");
-        let list_loaded = prometheus::GaugeVec::new(
-            Opts::new("edudns_list_last_load_timestamp_seconds", "Unix time of the last successful load of a category's lists."),
+        registry
+            .register(Box::new(upstream_duration.clone()))
+            .expect("unique");
+        let list_entries = IntGaugeVec::new(
+            Opts::new("edudns_list_entries", "Entries loaded per category."),
             &["category"],
         )
         .expect("valid");
-        registry.register(Box::new(list_loaded.clone())).expect("unique");
-        let reloads = counter_vec(&registry, "edudns_reloads_total", "Configuration reloads, by result.", &["result"]);
-        let generation = IntGauge::new("edudns_config_generation", "Generation of the configuration in force (1 at start, +1 per successful reload).").expect("valid");
-        registry.register(Box::new(generation.clone())).expect("unique");
-        let build_info = IntGaugeVec::new(Opts::new("edudns_build_info", "Build information (always 1)."), &["version"]).expect("valid");
-        registry.register(Box::new(build_info.clone())).expect("unique");
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let packets = counter_vec(&registry, "edudns_packets_total", "Packets by what the server did with them that is not an answer count (dropped, shed, truncated …).", &["event"]);
+        registry
+            .register(Box::new(list_entries.clone()))
+            .expect("unique");
+        let list_skipped = IntGaugeVec::new(
+            Opts::new(
+                "edudns_list_skipped_lines",
+                "List lines skipped as invalid, per category.",
+            ),
+            &["category"],
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(list_skipped.clone()))
+            .expect("unique");
+        let list_loaded = prometheus::GaugeVec::new(
+            Opts::new(
+                "edudns_list_last_load_timestamp_seconds",
+                "Unix time of the last successful load of a category's lists.",
+            ),
+            &["category"],
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(list_loaded.clone()))
+            .expect("unique");
+        let reloads = counter_vec(
+            &registry,
+            "edudns_reloads_total",
+            "Configuration reloads, by result.",
+            &["result"],
+        );
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
+        let generation = IntGauge::new(
+            "edudns_config_generation",
+            "Generation of the configuration in force (1 at start, +1 per successful reload).",
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(generation.clone()))
+            .expect("unique");
+        let build_info = IntGaugeVec::new(
+            Opts::new("edudns_build_info", "Build information (always 1)."),
+            &["version"],
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(build_info.clone()))
+            .expect("unique");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let packets = counter_vec(
+            &registry,
+            "edudns_packets_total",
+            "Packets by what the server did with them that is not an answer count (dropped, shed, truncated …).",
+            &["event"],
+        );
         Stats {
             registry,
             queries,
@@ -278,17 +370,38 @@ impl Stats {
         for school in &config.schools {
             for band in &config.bands {
                 for slot in 0..slots {
-                    let category = if slot < categories { config.categories[slot].id.as_str() } else { EXTRA_SLOTS[slot - categories] };
+                    let category = if slot < categories {
+                        config.categories[slot].id.as_str()
+                    } else {
+                        EXTRA_SLOTS[slot - categories]
+                    };
                     for verdict in VERDICTS {
-                        let counter = self.queries.with_label_values(&[&school.id, &band.id, category, verdict]);
-                        handles.insert((school.id.clone(), band.id.clone(), category.to_string(), verdict), counter.clone());
+                        let counter = self
+                            .queries
+                            .with_label_values(&[&school.id, &band.id, category, verdict]);
+                        handles.insert(
+                            (
+                                school.id.clone(),
+                                band.id.clone(),
+                                category.to_string(),
+                                verdict,
+                            ),
+                            counter.clone(),
+                        );
                         table.queries.push(counter);
                     }
                 }
-                table.cache_hits.push(self.cache_hits.with_label_values(&[&school.id, &band.id]));
-                table.upstream_errors.push(self.upstream_errors.with_label_values(&[&school.id, &band.id]));
+                table
+                    .cache_hits
+                    .push(self.cache_hits.with_label_values(&[&school.id, &band.id]));
+                table.upstream_errors.push(
+                    self.upstream_errors
+                        .with_label_values(&[&school.id, &band.id]),
+                );
             }
-            let top = tops.entry(school.id.clone()).or_insert_with(|| Arc::new(TopBlocked::new()));
+            let top = tops
+                .entry(school.id.clone())
+                .or_insert_with(|| Arc::new(TopBlocked::new()));
             table.top.push(top.clone());
         }
         table
@@ -356,16 +469,23 @@ impl Stats {
         for (index, category) in snapshot.config.categories.iter().enumerate() {
             let lists = snapshot.lists_loaded.iter().filter(|l| l.category == index);
             let (entries, skipped) = lists.fold((0, 0), |(e, s), l| (e + l.entries, s + l.skipped));
-            self.list_entries.with_label_values(&[&category.id]).set(entries as i64);
-            self.list_skipped.with_label_values(&[&category.id]).set(skipped as i64);
+            self.list_entries
+                .with_label_values(&[&category.id])
+                .set(entries as i64);
+            self.list_skipped
+                .with_label_values(&[&category.id])
+                .set(skipped as i64);
             self.list_loaded.with_label_values(&[&category.id]).set(now);
         }
     }
 
     /// The text exposition format, with the protocol counters brought up to date.
     pub fn render(&self, protocol: &CountersSnapshot) -> String {
-        self.refused_outside
-            .inc_by(protocol.refused_outside.saturating_sub(self.refused_outside.get()));
+        self.refused_outside.inc_by(
+            protocol
+                .refused_outside
+                .saturating_sub(self.refused_outside.get()),
+        );
         for (event, value) in [
             ("dropped_short", protocol.dropped_short),
             ("dropped_response", protocol.dropped_response),

@@ -133,18 +133,32 @@ fn local_midnight(date: jiff::civil::Date, school: &School) -> i64 {
 
 fn local_date(unix: i64, school: &School) -> String {
     jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_zoned_datetime(school.timezone.clone()).date().to_string())
+        .map(|t| {
+            t.to_zoned_datetime(school.timezone.clone())
+                .date()
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
 /// Builds the report of `school` for local dates `from..=to`.
-pub fn build(db: &Connection, config: &Config, school_id: &str, from: &str, to: &str, k: u64) -> Result<Report, ReportError> {
+pub fn build(
+    db: &Connection,
+    config: &Config,
+    school_id: &str,
+    from: &str,
+    to: &str,
+    k: u64,
+) -> Result<Report, ReportError> {
     let school = config
         .schools
         .iter()
         .find(|s| s.id == school_id)
         .ok_or_else(|| ReportError::UnknownSchool(school_id.to_string()))?;
-    let parse = |d: &str| d.parse::<jiff::civil::Date>().map_err(|_| ReportError::BadDate(d.to_string()));
+    let parse = |d: &str| {
+        d.parse::<jiff::civil::Date>()
+            .map_err(|_| ReportError::BadDate(d.to_string()))
+    };
     let (from_date, to_date) = (parse(from)?, parse(to)?);
     if to_date < from_date {
         return Err(ReportError::EmptyPeriod);
@@ -162,7 +176,13 @@ pub fn build(db: &Connection, config: &Config, school_id: &str, from: &str, to: 
          WHERE school = ?1 AND hour BETWEEN ?2 AND ?3 GROUP BY hour, band, category, verdict",
     )?;
     let rows = statement.query_map(params![school_id, first_hour, last_hour], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?, row.get::<_, i64>(4)?))
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?,
+            row.get::<_, i64>(4)?,
+        ))
     })?;
     for row in rows {
         let (hour, band, category, verdict, count) = row?;
@@ -191,11 +211,28 @@ pub fn build(db: &Connection, config: &Config, school_id: &str, from: &str, to: 
         }
     }
 
-    let category_label = |id: &str| config.categories.iter().find(|c| c.id == id).map_or_else(|| id.to_string(), |c| c.name.clone());
-    let band_label = |id: &str| config.bands.iter().find(|b| b.id == id).map_or_else(|| id.to_string(), |b| b.name.clone());
-    let mut blocked_by_category: Vec<(String, String, u64)> =
-        by_category.into_iter().map(|(k, v)| (category_label(&k), k, v)).collect();
-    let mut blocked_by_band: Vec<(String, String, u64)> = by_band.into_iter().map(|(k, v)| (band_label(&k), k, v)).collect();
+    let category_label = |id: &str| {
+        config
+            .categories
+            .iter()
+            .find(|c| c.id == id)
+            .map_or_else(|| id.to_string(), |c| c.name.clone())
+    };
+    let band_label = |id: &str| {
+        config
+            .bands
+            .iter()
+            .find(|b| b.id == id)
+            .map_or_else(|| id.to_string(), |b| b.name.clone())
+    };
+    let mut blocked_by_category: Vec<(String, String, u64)> = by_category
+        .into_iter()
+        .map(|(k, v)| (category_label(&k), k, v))
+        .collect();
+    let mut blocked_by_band: Vec<(String, String, u64)> = by_band
+        .into_iter()
+        .map(|(k, v)| (band_label(&k), k, v))
+        .collect();
     blocked_by_category.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)));
     blocked_by_band.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)));
 
@@ -214,7 +251,9 @@ pub fn build(db: &Connection, config: &Config, school_id: &str, from: &str, to: 
 
     let mut reviews = Reviews::default();
     let mut statement = db.prepare("SELECT status, COUNT(*) FROM reviews WHERE school = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY status")?;
-    for row in statement.query_map(params![school_id, from, to], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))? {
+    for row in statement.query_map(params![school_id, from, to], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    })? {
         let (status, n) = row?;
         let n = n.max(0) as u64;
         reviews.requested += n;
@@ -245,8 +284,14 @@ pub fn build(db: &Connection, config: &Config, school_id: &str, from: &str, to: 
         reviews,
         lists,
     };
-    let days: Vec<(String, String, u64)> = daily.iter().map(|(d, (_, b))| (d.clone(), d.clone(), *b)).collect();
-    let queries: Vec<(String, String, u64)> = daily.iter().map(|(d, (q, _))| (d.clone(), d.clone(), *q)).collect();
+    let days: Vec<(String, String, u64)> = daily
+        .iter()
+        .map(|(d, (_, b))| (d.clone(), d.clone(), *b))
+        .collect();
+    let queries: Vec<(String, String, u64)> = daily
+        .iter()
+        .map(|(d, (q, _))| (d.clone(), d.clone(), *q))
+        .collect();
     let blocked = suppress_cells(days, k);
     let queries = suppress_cells(queries, k);
     report.daily = blocked
@@ -264,12 +309,22 @@ pub fn build(db: &Connection, config: &Config, school_id: &str, from: &str, to: 
 
 /// The list versions in force during `[start, end)`: the last one loaded
 /// before the period for each list, and every one loaded during it.
-fn list_versions(db: &Connection, start: i64, end: i64) -> Result<Vec<ListVersion>, rusqlite::Error> {
+fn list_versions(
+    db: &Connection,
+    start: i64,
+    end: i64,
+) -> Result<Vec<ListVersion>, rusqlite::Error> {
     let mut statement = db.prepare(
         "SELECT loaded_at, category, list, entries, sha256 FROM list_versions WHERE loaded_at < ?1 ORDER BY loaded_at",
     )?;
     let rows = statement.query_map(params![end], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?, row.get::<_, String>(4)?))
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, String>(4)?,
+        ))
     })?;
     let mut before: BTreeMap<(String, String), ListVersion> = BTreeMap::new();
     let mut during = Vec::new();
@@ -280,7 +335,9 @@ fn list_versions(db: &Connection, start: i64, end: i64) -> Result<Vec<ListVersio
             list: list.clone(),
             entries: entries.max(0) as u64,
             sha256,
-            loaded_at: jiff::Timestamp::from_second(at).map(|t| t.to_string()).unwrap_or_default(),
+            loaded_at: jiff::Timestamp::from_second(at)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
         };
         if at < start {
             before.insert((category, list), version);
@@ -290,7 +347,10 @@ fn list_versions(db: &Connection, start: i64, end: i64) -> Result<Vec<ListVersio
     }
     let mut out: Vec<ListVersion> = before.into_values().collect();
     for version in during {
-        if !out.iter().any(|v| v.sha256 == version.sha256 && v.list == version.list) {
+        if !out
+            .iter()
+            .any(|v| v.sha256 == version.sha256 && v.list == version.list)
+        {
             out.push(version);
         }
     }
@@ -303,15 +363,15 @@ fn list_versions(db: &Connection, start: i64, end: i64) -> Result<Vec<ListVersio
 pub fn suppress_cells(cells: Vec<(String, String, u64)>, k: u64) -> Vec<Cell> {
     let hidden_text = format!("<{k}");
     let mut hide: Vec<bool> = cells.iter().map(|c| c.2 > 0 && c.2 < k).collect();
-    if hide.iter().filter(|h| **h).count() == 1 && cells.len() > 1 {
-        if let Some((index, _)) = cells
+    if hide.iter().filter(|h| **h).count() == 1
+        && cells.len() > 1
+        && let Some((index, _)) = cells
             .iter()
             .enumerate()
             .filter(|(i, _)| !hide[*i])
             .min_by_key(|(_, c)| c.2)
-        {
-            hide[index] = true;
-        }
+    {
+        hide[index] = true;
     }
     cells
         .into_iter()
@@ -319,7 +379,11 @@ pub fn suppress_cells(cells: Vec<(String, String, u64)>, k: u64) -> Vec<Cell> {
         .map(|((label, key, value), hidden)| Cell {
             key,
             label,
-            count: if hidden { Count::Hidden(hidden_text.clone()) } else { Count::Exact(value) },
+            count: if hidden {
+                Count::Hidden(hidden_text.clone())
+            } else {
+                Count::Exact(value)
+            },
         })
         .collect()
 }
@@ -346,7 +410,9 @@ pub fn merge(reports: &[Report]) -> Option<Report> {
     let sum_cells = |cells: Vec<&Cell>| -> Vec<Cell> {
         let mut by_key: BTreeMap<String, (String, u64, bool)> = BTreeMap::new();
         for cell in cells {
-            let entry = by_key.entry(cell.key.clone()).or_insert((cell.label.clone(), 0, false));
+            let entry = by_key
+                .entry(cell.key.clone())
+                .or_insert((cell.label.clone(), 0, false));
             match cell.count.exact() {
                 Some(n) => entry.1 += n,
                 None => entry.2 = true,
@@ -357,7 +423,11 @@ pub fn merge(reports: &[Report]) -> Option<Report> {
             .map(|(key, (label, n, hidden))| Cell {
                 key,
                 label,
-                count: if hidden { Count::Hidden(format!("≥{n}")) } else { Count::Exact(n) },
+                count: if hidden {
+                    Count::Hidden(format!("≥{n}"))
+                } else {
+                    Count::Exact(n)
+                },
             })
             .collect()
     };
@@ -387,11 +457,20 @@ pub fn merge(reports: &[Report]) -> Option<Report> {
             }
         }
     }
-    merged.blocked_by_category = sum_cells(reports.iter().flat_map(|r| &r.blocked_by_category).collect());
+    merged.blocked_by_category = sum_cells(
+        reports
+            .iter()
+            .flat_map(|r| &r.blocked_by_category)
+            .collect(),
+    );
     merged.blocked_by_band = sum_cells(reports.iter().flat_map(|r| &r.blocked_by_band).collect());
     let sum = |counts: &[&Count]| -> Count {
         let exact: u64 = counts.iter().filter_map(|c| c.exact()).sum();
-        if counts.iter().any(|c| c.exact().is_none()) { Count::Hidden(format!("≥{exact}")) } else { Count::Exact(exact) }
+        if counts.iter().any(|c| c.exact().is_none()) {
+            Count::Hidden(format!("≥{exact}"))
+        } else {
+            Count::Exact(exact)
+        }
     };
     merged.daily = days
         .into_iter()
@@ -401,7 +480,10 @@ pub fn merge(reports: &[Report]) -> Option<Report> {
             blocked: sum(&b),
         })
         .collect();
-    let mut top: Vec<DomainCount> = domains.into_iter().map(|(domain, count)| DomainCount { domain, count }).collect();
+    let mut top: Vec<DomainCount> = domains
+        .into_iter()
+        .map(|(domain, count)| DomainCount { domain, count })
+        .collect();
     top.sort_by(|a, b| b.count.cmp(&a.count).then(a.domain.cmp(&b.domain)));
     top.truncate(20);
     merged.top_blocked_domains = top;
@@ -412,32 +494,70 @@ pub fn merge(reports: &[Report]) -> Option<Report> {
 pub fn to_csv(report: &Report) -> String {
     let mut out = String::from("section,key,label,value\n");
     let field = |s: &str| {
-        if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
     };
     let schools: Vec<&str> = report.schools.iter().map(|s| s.id.as_str()).collect();
     let _ = writeln!(out, "period,from,Từ ngày / From,{}", report.from);
     let _ = writeln!(out, "period,to,Đến ngày / To,{}", report.to);
-    let _ = writeln!(out, "school,id,Trường / School,{}", field(&schools.join(" ")));
+    let _ = writeln!(
+        out,
+        "school,id,Trường / School,{}",
+        field(&schools.join(" "))
+    );
     for (key, label, value) in [
         ("queries", "Tổng truy vấn / Queries", report.totals.queries),
         ("allowed", "Cho phép / Allowed", report.totals.allowed),
         ("blocked", "Bị chặn / Blocked", report.totals.blocked),
-        ("safe_search", "Tìm kiếm an toàn / Safe search", report.totals.safe_search),
+        (
+            "safe_search",
+            "Tìm kiếm an toàn / Safe search",
+            report.totals.safe_search,
+        ),
     ] {
         let _ = writeln!(out, "totals,{key},{},{value}", field(label));
     }
     for cell in &report.blocked_by_category {
-        let _ = writeln!(out, "blocked_by_category,{},{},{}", field(&cell.key), field(&cell.label), cell.count);
+        let _ = writeln!(
+            out,
+            "blocked_by_category,{},{},{}",
+            field(&cell.key),
+            field(&cell.label),
+            cell.count
+        );
     }
     for cell in &report.blocked_by_band {
-        let _ = writeln!(out, "blocked_by_band,{},{},{}", field(&cell.key), field(&cell.label), cell.count);
+        let _ = writeln!(
+            out,
+            "blocked_by_band,{},{},{}",
+            field(&cell.key),
+            field(&cell.label),
+            cell.count
+        );
     }
     for day in &report.daily {
-        let _ = writeln!(out, "daily_queries,{},{},{}", day.date, day.date, day.queries);
-        let _ = writeln!(out, "daily_blocked,{},{},{}", day.date, day.date, day.blocked);
+        let _ = writeln!(
+            out,
+            "daily_queries,{},{},{}",
+            day.date, day.date, day.queries
+        );
+        let _ = writeln!(
+            out,
+            "daily_blocked,{},{},{}",
+            day.date, day.date, day.blocked
+        );
     }
     for d in &report.top_blocked_domains {
-        let _ = writeln!(out, "top_blocked_domains,{},{},{}", field(&d.domain), field(&d.domain), d.count);
+        let _ = writeln!(
+            out,
+            "top_blocked_domains,{},{},{}",
+            field(&d.domain),
+            field(&d.domain),
+            d.count
+        );
     }
     for (key, value) in [
         ("requested", report.reviews.requested),
@@ -448,7 +568,13 @@ pub fn to_csv(report: &Report) -> String {
         let _ = writeln!(out, "reviews,{key},{key},{value}");
     }
     for list in &report.lists {
-        let _ = writeln!(out, "lists,{},{},{}", field(&list.sha256), field(&format!("{} ({})", list.list, list.category)), list.entries);
+        let _ = writeln!(
+            out,
+            "lists,{},{},{}",
+            field(&list.sha256),
+            field(&format!("{} ({})", list.list, list.category)),
+            list.entries
+        );
     }
     out
 }

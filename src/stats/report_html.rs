@@ -38,13 +38,22 @@ fn cells(out: &mut String, title_vi: &str, title_en: &str, cells: &[Cell]) {
         out.push_str("<tr><td colspan=\"2\">Không có / None</td></tr>");
     }
     for cell in cells {
-        let _ = write!(out, "<tr><td>{}</td><td class=\"n\">{}</td></tr>", escape(&cell.label), escape(&cell.count.to_string()));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
+            escape(&cell.label),
+            escape(&cell.count.to_string())
+        );
     }
     out.push_str("</table>");
 }
 
 fn chart(report: &Report) -> String {
-    let values: Vec<u64> = report.daily.iter().map(|d| d.blocked.exact().unwrap_or(0)).collect();
+    let values: Vec<u64> = report
+        .daily
+        .iter()
+        .map(|d| d.blocked.exact().unwrap_or(0))
+        .collect();
     let max = values.iter().copied().max().unwrap_or(0).max(1);
     let (width, height, pad) = (720.0, 200.0, 30.0);
     let bar = (width - pad) / values.len().max(1) as f64;
@@ -52,8 +61,14 @@ fn chart(report: &Report) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {h}\" role=\"img\" aria-label=\"Số lượt chặn theo ngày / Blocked queries per day\">",
         h = height + pad
     );
-    let _ = write!(svg, "<line x1=\"{pad}\" y1=\"{height}\" x2=\"{width}\" y2=\"{height}\" stroke=\"#999\"/>");
-    let _ = write!(svg, "<text x=\"0\" y=\"12\" font-size=\"11\">{max}</text><text x=\"0\" y=\"{height}\" font-size=\"11\">0</text>");
+    let _ = write!(
+        svg,
+        "<line x1=\"{pad}\" y1=\"{height}\" x2=\"{width}\" y2=\"{height}\" stroke=\"#999\"/>"
+    );
+    let _ = write!(
+        svg,
+        "<text x=\"0\" y=\"12\" font-size=\"11\">{max}</text><text x=\"0\" y=\"{height}\" font-size=\"11\">0</text>"
+    );
     for (i, (day, value)) in report.daily.iter().zip(&values).enumerate() {
         let h = (*value as f64 / max as f64) * (height - 10.0);
         let x = pad + i as f64 * bar;
@@ -83,7 +98,11 @@ fn chart(report: &Report) -> String {
 
 /// The whole HTML document.
 pub fn to_html(report: &Report) -> String {
-    let schools: Vec<String> = report.schools.iter().map(|s| format!("{} ({})", s.name, s.id)).collect();
+    let schools: Vec<String> = report
+        .schools
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.id))
+        .collect();
     let mut out = String::new();
     let _ = write!(
         out,
@@ -105,12 +124,31 @@ pub fn to_html(report: &Report) -> String {
          <tr><td>Cho phép / Allowed</td><td class=\"n\">{}</td></tr>\
          <tr><td>Bị chặn / Blocked</td><td class=\"n\">{}</td></tr>\
          <tr><td>Tìm kiếm an toàn / Safe search</td><td class=\"n\">{}</td></tr></table>",
-        report.totals.queries, report.totals.allowed, report.totals.blocked, report.totals.safe_search
+        report.totals.queries,
+        report.totals.allowed,
+        report.totals.blocked,
+        report.totals.safe_search
     );
-    cells(&mut out, "Lượt chặn theo danh mục", "Blocked by category", &report.blocked_by_category);
-    cells(&mut out, "Lượt chặn theo khối lớp", "Blocked by grade band", &report.blocked_by_band);
-    let _ = write!(out, "<h2>Xu hướng theo ngày <span class=\"en\">/ Daily trend</span></h2>{}", chart(report));
-    out.push_str("<table><tr><th>Ngày / Date</th><th>Truy vấn / Queries</th><th>Bị chặn / Blocked</th></tr>");
+    cells(
+        &mut out,
+        "Lượt chặn theo danh mục",
+        "Blocked by category",
+        &report.blocked_by_category,
+    );
+    cells(
+        &mut out,
+        "Lượt chặn theo khối lớp",
+        "Blocked by grade band",
+        &report.blocked_by_band,
+    );
+    let _ = write!(
+        out,
+        "<h2>Xu hướng theo ngày <span class=\"en\">/ Daily trend</span></h2>{}",
+        chart(report)
+    );
+    out.push_str(
+        "<table><tr><th>Ngày / Date</th><th>Truy vấn / Queries</th><th>Bị chặn / Blocked</th></tr>",
+    );
     for day in &report.daily {
         let _ = write!(
             out,
@@ -125,14 +163,22 @@ pub fn to_html(report: &Report) -> String {
         out.push_str("<tr><td>Không có / None</td></tr>");
     }
     for d in &report.top_blocked_domains {
-        let _ = write!(out, "<tr><td>{}</td><td class=\"n\">{}</td></tr>", escape(&d.domain), d.count);
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
+            escape(&d.domain),
+            d.count
+        );
     }
     let _ = write!(
         out,
         "</table><h2>Yêu cầu xem xét <span class=\"en\">/ Review requests</span></h2><table>\
          <tr><td>Đã gửi / Requested</td><td class=\"n\">{}</td></tr><tr><td>Chấp nhận / Accepted</td><td class=\"n\">{}</td></tr>\
          <tr><td>Từ chối / Rejected</td><td class=\"n\">{}</td></tr><tr><td>Đang chờ / Pending</td><td class=\"n\">{}</td></tr></table>",
-        report.reviews.requested, report.reviews.accepted, report.reviews.rejected, report.reviews.pending
+        report.reviews.requested,
+        report.reviews.accepted,
+        report.reviews.rejected,
+        report.reviews.pending
     );
     out.push_str("<h2>Danh sách đang áp dụng <span class=\"en\">/ Lists in force</span></h2><table><tr><th>Danh mục / Category</th><th>Danh sách / List</th><th>Mục / Entries</th><th>SHA-256</th></tr>");
     for list in &report.lists {

@@ -41,7 +41,10 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The bytes that are signed.
@@ -52,7 +55,10 @@ fn canonical(report: &Report) -> Vec<u8> {
 
 /// Paths of a school's key pair in `dir`.
 pub fn key_paths(dir: &Path, school: &str) -> (PathBuf, PathBuf) {
-    (dir.join(format!("{school}.key")), dir.join(format!("{school}.pub")))
+    (
+        dir.join(format!("{school}.key")),
+        dir.join(format!("{school}.pub")),
+    )
 }
 
 /// Creates a new key pair for `school` (mode 0600 for the private key);
@@ -64,7 +70,10 @@ pub fn init_keys(dir: &Path, school: &str) -> Result<(PathBuf, PathBuf), SignErr
         message,
     };
     if private.exists() {
-        return Err(key_error(&private, "exists already; remove it first to make a new key".into()));
+        return Err(key_error(
+            &private,
+            "exists already; remove it first to make a new key".into(),
+        ));
     }
     std::fs::create_dir_all(dir).map_err(|e| key_error(dir, e.to_string()))?;
     let mut seed = [0u8; 32];
@@ -80,7 +89,11 @@ pub fn init_keys(dir: &Path, school: &str) -> Result<(PathBuf, PathBuf), SignErr
         .map_err(|e| key_error(&private, e.to_string()))?;
     file.write_all(format!("{}\n", hex(&seed)).as_bytes())
         .map_err(|e| key_error(&private, e.to_string()))?;
-    std::fs::write(&public, format!("{}\n", hex(key.verifying_key().as_bytes()))).map_err(|e| key_error(&public, e.to_string()))?;
+    std::fs::write(
+        &public,
+        format!("{}\n", hex(key.verifying_key().as_bytes())),
+    )
+    .map_err(|e| key_error(&public, e.to_string()))?;
     Ok((private, public))
 }
 
@@ -116,7 +129,10 @@ pub fn sign_if_key(report: Report, private_key: &Path) -> Result<SignedReport, S
     if private_key.exists() {
         sign(report, private_key)
     } else {
-        Ok(SignedReport { report, signature: None })
+        Ok(SignedReport {
+            report,
+            signature: None,
+        })
     }
 }
 
@@ -127,7 +143,10 @@ pub fn verify(signed: &SignedReport, expected_key: Option<&Path>) -> Result<(), 
         return Err(SignError::Invalid("the report is not signed".into()));
     };
     if signature.algorithm != "ed25519" {
-        return Err(SignError::Invalid(format!("unknown algorithm {:?}", signature.algorithm)));
+        return Err(SignError::Invalid(format!(
+            "unknown algorithm {:?}",
+            signature.algorithm
+        )));
     }
     let public: [u8; 32] = unhex(&signature.public_key)
         .and_then(|b| b.try_into().ok())
@@ -135,12 +154,19 @@ pub fn verify(signed: &SignedReport, expected_key: Option<&Path>) -> Result<(), 
     if let Some(path) = expected_key
         && read_hex::<32>(path)? != public
     {
-        return Err(SignError::Invalid(format!("signed by another key than {}", path.display())));
+        return Err(SignError::Invalid(format!(
+            "signed by another key than {}",
+            path.display()
+        )));
     }
     let key = VerifyingKey::from_bytes(&public).map_err(|e| SignError::Invalid(e.to_string()))?;
     let bytes: [u8; 64] = unhex(&signature.value)
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| SignError::Invalid("signature is not 64 bytes of hex".into()))?;
     key.verify(&canonical(&signed.report), &Signature::from_bytes(&bytes))
-        .map_err(|_| SignError::Invalid("signature does not match the content: the report was changed".into()))
+        .map_err(|_| {
+            SignError::Invalid(
+                "signature does not match the content: the report was changed".into(),
+            )
+        })
 }

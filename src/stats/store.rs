@@ -110,7 +110,12 @@ impl Store {
 
     /// Adds what was counted since the last flush to the hour of `now`, and
     /// the drained top-k counts to each school's local `day`.
-    pub fn flush(&mut self, stats: &Stats, now_unix: i64, day_of_school: &dyn Fn(&str) -> String) -> Result<usize, StoreError> {
+    pub fn flush(
+        &mut self,
+        stats: &Stats,
+        now_unix: i64,
+        day_of_school: &dyn Fn(&str) -> String,
+    ) -> Result<usize, StoreError> {
         let hour = now_unix.div_euclid(3600);
         let values = stats.counter_values();
         let top = stats.drain_top_blocked();
@@ -134,7 +139,10 @@ impl Store {
                 }
                 upsert
                     .execute(params![hour, key.0, key.1, key.2, key.3, delta as i64])
-                    .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+                    .map_err(|e| StoreError {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
                 rows += 1;
             }
             let mut top_upsert = tx
@@ -145,19 +153,35 @@ impl Store {
                 .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
             for (school, domain, count) in &top {
                 top_upsert
-                    .execute(params![day_of_school(school), school, domain.as_ref(), *count as i64])
-                    .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+                    .execute(params![
+                        day_of_school(school),
+                        school,
+                        domain.as_ref(),
+                        *count as i64
+                    ])
+                    .map_err(|e| StoreError {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
             }
             let mut incident = tx
                 .prepare_cached("INSERT INTO incidents (at, school, band, client, domain, category) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
             for i in stats.drain_incidents() {
                 incident
-                    .execute(params![i.at, i.school, i.band, i.client, i.domain, i.category])
-                    .map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+                    .execute(params![
+                        i.at, i.school, i.band, i.client, i.domain, i.category
+                    ])
+                    .map_err(|e| StoreError {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
             }
         }
-        tx.commit().map_err(|e| StoreError { path: self.path.clone(), source: e })?;
+        tx.commit().map_err(|e| StoreError {
+            path: self.path.clone(),
+            source: e,
+        })?;
         for (key, value) in values {
             self.flushed.insert(key, value);
         }
@@ -167,7 +191,10 @@ impl Store {
     /// Deletes incidents older than `days` (all of them when the log is off).
     pub fn expire_incidents(&self, now_unix: i64, days: u32) -> Result<usize, StoreError> {
         self.connection
-            .execute("DELETE FROM incidents WHERE at < ?1", params![now_unix - i64::from(days) * 86_400])
+            .execute(
+                "DELETE FROM incidents WHERE at < ?1",
+                params![now_unix - i64::from(days) * 86_400],
+            )
             .map_err(|e| self.wrap(e))
     }
 
@@ -178,16 +205,27 @@ impl Store {
             .execute("DELETE FROM hourly WHERE hour < ?1", params![oldest_hour])
             .map_err(|e| self.wrap(e))?;
         let oldest_day = jiff::Timestamp::from_second(oldest_hour * 3600)
-            .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string())
+            .map(|t| {
+                t.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                    .date()
+                    .to_string()
+            })
             .unwrap_or_default();
         self.connection
-            .execute("DELETE FROM top_blocked WHERE day < ?1", params![oldest_day])
+            .execute(
+                "DELETE FROM top_blocked WHERE day < ?1",
+                params![oldest_day],
+            )
             .map_err(|e| self.wrap(e))?;
         Ok(())
     }
 
     /// Records the lists of a newly installed snapshot.
-    pub fn record_lists(&self, now_unix: i64, lists: &[(String, String, usize, String)]) -> Result<(), StoreError> {
+    pub fn record_lists(
+        &self,
+        now_unix: i64,
+        lists: &[(String, String, usize, String)],
+    ) -> Result<(), StoreError> {
         for (category, list, entries, sha256) in lists {
             self.connection
                 .execute(

@@ -86,6 +86,9 @@ mod tests {
         }
         let mut counts = sketch.drain();
         counts.sort();
-        assert_eq!(counts, vec![("a".into(), 3), ("b".into(), 1), ("c".into(), 1)]);
+        assert_eq!(
+            counts,
+            vec![("a".into(), 3), ("b".into(), 1), ("c".into(), 1)]
+        );
     }
 }

@@ -31,10 +31,16 @@ pub fn management_router(state: AppState) -> Router {
 }
 
 /// Binds the management listener and serves it until the task is dropped.
-pub async fn serve_management(addr: SocketAddr, state: AppState) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind management listener {addr}: {e}")))?;
+pub async fn serve_management(
+    addr: SocketAddr,
+    state: AppState,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot bind management listener {addr}: {e}"),
+        )
+    })?;
     let local = listener.local_addr()?;
     info!(address = %local, "listening on {local} (management: /metrics, /api/v1)");
     let task = tokio::spawn(async move {
@@ -44,8 +50,18 @@ pub async fn serve_management(addr: SocketAddr, state: AppState) -> std::io::Res
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.handler.stats.render(&state.handler.counters.snapshot());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    let body = state
+        .handler
+        .stats
+        .render(&state.handler.counters.snapshot());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -61,24 +77,46 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-async fn reports(State(state): State<AppState>, query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn reports(
+    State(state): State<AppState>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Query(query) = match query {
         Ok(q) => q,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("{e}; expected school, from, to (YYYY-MM-DD) and optional format=json|csv|html")),
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{e}; expected school, from, to (YYYY-MM-DD) and optional format=json|csv|html"
+                ),
+            );
+        }
     };
     let Some(store) = state.store.clone() else {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "statistics database is not open");
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "statistics database is not open",
+        );
     };
     let snapshot = state.handler.snapshot.load_full();
     let built = tokio::task::spawn_blocking(move || {
         let store = store.lock().unwrap_or_else(|e| e.into_inner());
-        report::build(store.connection(), &snapshot.config, &query.school, &query.from, &query.to, snapshot.config.privacy.k_anonymity)
-            .map(|r| (r, query.format, snapshot))
+        report::build(
+            store.connection(),
+            &snapshot.config,
+            &query.school,
+            &query.from,
+            &query.to,
+            snapshot.config.privacy.k_anonymity,
+        )
+        .map(|r| (r, query.format, snapshot))
     })
     .await;
     let (report, format, snapshot) = match built {
         Ok(Ok(built)) => built,
-        Ok(Err(report::ReportError::Database(e))) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(report::ReportError::Database(e))) => {
+            return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
         Ok(Err(e)) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
@@ -91,15 +129,25 @@ async fn reports(State(state): State<AppState>, query: Result<Query<ReportQuery>
                 Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
         }
-        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], report::to_csv(&report)).into_response(),
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report::to_csv(&report),
+        )
+            .into_response(),
         "html" => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                ),
             ],
             report::to_html(&report),
         )
             .into_response(),
-        other => problem(StatusCode::BAD_REQUEST, format!("unknown format {other:?}: expected json, csv or html")),
+        other => problem(
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {other:?}: expected json, csv or html"),
+        ),
     }
 }

@@ -11,3 +11,4 @@ mod filtering;
 mod formats;
 mod protocol;
 mod reload;
+mod stats;

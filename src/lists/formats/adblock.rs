@@ -22,15 +22,15 @@ pub(crate) fn line(line: &str) -> Line<'_> {
         Some((pattern, modifiers)) => (pattern, Some(modifiers)),
         None => (rule, None),
     };
-    if let Some(modifiers) = modifiers {
-        if let Some(unsupported) = modifiers.split(',').find(|m| m.trim() != "important") {
-            let name = unsupported
-                .split('=')
-                .next()
-                .unwrap_or(unsupported)
-                .trim_start_matches('~');
-            return Line::Skip(SkipReason::UnsupportedModifier(name.to_string()));
-        }
+    if let Some(modifiers) = modifiers
+        && let Some(unsupported) = modifiers.split(',').find(|m| m.trim() != "important")
+    {
+        let name = unsupported
+            .split('=')
+            .next()
+            .unwrap_or(unsupported)
+            .trim_start_matches('~');
+        return Line::Skip(SkipReason::UnsupportedModifier(name.to_string()));
     }
     let Some(body) = pattern.strip_prefix("||") else {
         // Cosmetic (`##`), URL paths, regexes and plain substrings are browser rules.

@@ -1,0 +1,223 @@
+//! `edudns report` and `edudns keys`: reports from the durable store,
+//! signing, verification and district merges. Returns exit codes.
+
+use crate::config;
+use crate::reload::ConfigSource;
+use crate::stats::report::{self, Report};
+use crate::stats::sign::{self, SignedReport};
+use crate::stats::store::Store;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code of bad input (sysexits EX_DATAERR): a tampered or unreadable report.
+const EXIT_DATA: u8 = 65;
+const EXIT_USAGE: u8 = 64;
+const EXIT_CONFIG: u8 = 78;
+
+pub enum Action {
+    Verify {
+        file: PathBuf,
+        key: Option<PathBuf>,
+    },
+    Merge {
+        files: Vec<PathBuf>,
+        key_dir: Option<PathBuf>,
+        format: String,
+        output: Option<PathBuf>,
+    },
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("edudns: {message}");
+    ExitCode::from(code)
+}
+
+fn load_config(source: &ConfigSource) -> Result<config::Config, ExitCode> {
+    match source {
+        ConfigSource::File(path) => config::load(path),
+        ConfigSource::Embedded => config::load_embedded(),
+    }
+    .map_err(|e| fail(EXIT_CONFIG, e))
+}
+
+fn write_out(output: Option<&Path>, text: &str) -> ExitCode {
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(1, format!("cannot write {}: {e}", path.display())),
+        },
+    }
+}
+
+fn render(report: Report, format: &str, key: Option<&Path>) -> Result<String, String> {
+    match format {
+        "json" => {
+            let signed = match key {
+                Some(key) => sign::sign_if_key(report, key).map_err(|e| e.to_string())?,
+                None => SignedReport {
+                    report,
+                    signature: None,
+                },
+            };
+            serde_json::to_string_pretty(&signed)
+                .map_err(|e| e.to_string())
+                .map(|s| s + "\n")
+        }
+        "csv" => Ok(report::to_csv(&report)),
+        "html" => Ok(report::to_html(&report)),
+        other => Err(format!(
+            "unknown format {other:?}: expected json, csv or html"
+        )),
+    }
+}
+
+/// `edudns report --school … --from … --to …`
+pub fn generate(
+    source: &ConfigSource,
+    school: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    format: &str,
+    output: Option<&Path>,
+) -> ExitCode {
+    let (Some(school), Some(from), Some(to)) = (school, from, to) else {
+        return fail(
+            EXIT_USAGE,
+            "report needs --school ID --from YYYY-MM-DD --to YYYY-MM-DD",
+        );
+    };
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let store = match Store::open(&config.stats.database) {
+        Ok(store) => store,
+        Err(e) => return fail(1, e),
+    };
+    let report = match report::build(
+        store.connection(),
+        &config,
+        school,
+        from,
+        to,
+        config.privacy.k_anonymity,
+    ) {
+        Ok(report) => report,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let (key, _) = sign::key_paths(&config.stats.key_dir, school);
+    match render(report, format, Some(&key)) {
+        Ok(text) => write_out(output, &text),
+        Err(e) => fail(EXIT_USAGE, e),
+    }
+}
+
+fn read_signed(path: &Path) -> Result<SignedReport, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not an edudns JSON report: {e}", path.display()))
+}
+
+/// `edudns report verify` and `edudns report merge`.
+pub fn run_action(action: Action) -> ExitCode {
+    match action {
+        Action::Verify { file, key } => {
+            let signed = match read_signed(&file) {
+                Ok(signed) => signed,
+                Err(e) => return fail(EXIT_DATA, e),
+            };
+            match sign::verify(&signed, key.as_deref()) {
+                Ok(()) => {
+                    let schools: Vec<&str> = signed
+                        .report
+                        .schools
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect();
+                    println!(
+                        "{}: chữ ký hợp lệ / signature valid — school {}, {} → {}",
+                        file.display(),
+                        schools.join(", "),
+                        signed.report.from,
+                        signed.report.to
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(
+                    EXIT_DATA,
+                    format!(
+                        "{}: chữ ký KHÔNG hợp lệ / signature INVALID: {e}",
+                        file.display()
+                    ),
+                ),
+            }
+        }
+        Action::Merge {
+            files,
+            key_dir,
+            format,
+            output,
+        } => {
+            if files.is_empty() {
+                return fail(EXIT_USAGE, "merge needs at least one report file");
+            }
+            let mut reports = Vec::new();
+            for file in &files {
+                let signed = match read_signed(file) {
+                    Ok(signed) => signed,
+                    Err(e) => return fail(EXIT_DATA, e),
+                };
+                let expected = key_dir.as_ref().and_then(|dir| {
+                    signed
+                        .report
+                        .schools
+                        .first()
+                        .map(|s| sign::key_paths(dir, &s.id).1)
+                });
+                if let Err(e) = sign::verify(&signed, expected.as_deref()) {
+                    return fail(
+                        EXIT_DATA,
+                        format!("{}: {e}; nothing merged", file.display()),
+                    );
+                }
+                reports.push(signed.report);
+            }
+            let Some(merged) = report::merge(&reports) else {
+                return fail(EXIT_USAGE, "nothing to merge");
+            };
+            match render(merged, &format, None) {
+                Ok(text) => write_out(output.as_deref(), &text),
+                Err(e) => fail(EXIT_USAGE, e),
+            }
+        }
+    }
+}
+
+/// `edudns keys init --school ID`
+pub fn keys_init(source: &ConfigSource, school: &str) -> ExitCode {
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    if !config.schools.iter().any(|s| s.id == school) {
+        return fail(
+            EXIT_USAGE,
+            format!("unknown school {school:?} in {}", config.path.display()),
+        );
+    }
+    match sign::init_keys(&config.stats.key_dir, school) {
+        Ok((private, public)) => {
+            println!(
+                "khoá bí mật / private key: {} (mode 0600, keep it on this machine)\nkhoá công khai / public key: {} (send it to the education office)",
+                private.display(),
+                public.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}
