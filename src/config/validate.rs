@@ -136,6 +136,15 @@ impl Checker {
                 std::env::temp_dir().join(format!("edudns-demo-{default}"))
             }
         };
+        if let Some(v) = &raw.stats.flush_interval_secs
+            && *v.get_ref() > 60
+        {
+            self.error(
+                "stats.flush_interval_secs",
+                v,
+                "at most 60 s: a crash may lose at most one interval of counts",
+            );
+        }
         let stats = StatsConfig {
             database: state_path(&raw.stats.database, "stats.sqlite"),
             key_dir: state_path(&raw.stats.key_dir, "keys"),

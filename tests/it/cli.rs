@@ -325,3 +325,56 @@ fn explain_at_a_time_names_the_schedule_window_and_safe_search() {
         !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD HH:MM")
     );
 }
+
+#[test]
+fn kill_9_loses_at_most_the_last_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lists")).unwrap();
+    write(&dir.path().join("lists/gambling.txt"), GAMBLING);
+    write(&dir.path().join("lists/social.txt"), SOCIAL);
+    let port = free_port();
+    let config = base_config("[stats]\nflush_interval_secs = 1\n").replace(
+        "127.0.0.1:0\"]\nmanagement",
+        &format!("127.0.0.1:{port}\"]\nmanagement"),
+    );
+    write(&dir.path().join("edudns.toml"), &config);
+    let mut child = Command::new(BIN)
+        .args(["serve", "-c"])
+        .arg(dir.path().join("edudns.toml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    assert!(
+        wait_for(&rx, "listening on 127.0.0.1", &mut seen),
+        "{seen:#?}"
+    );
+    let socket = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let query = query_message(1, "bet.example.", hickory_proto::rr::RecordType::A, false)
+        .to_vec()
+        .unwrap();
+    let mut buffer = [0u8; 512];
+    for _ in 0..20 {
+        socket.send_to(&query, ("127.0.0.1", port)).unwrap();
+        socket.recv_from(&mut buffer).expect("answer");
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    child.kill().unwrap(); // SIGKILL: no shutdown flush
+    child.wait().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("stats.sqlite")).unwrap();
+    let blocked: i64 = db
+        .query_row(
+            "SELECT COALESCE(SUM(count), 0) FROM hourly WHERE verdict = 'blocked'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        blocked, 20,
+        "every count older than one flush interval survived kill -9"
+    );
+}
