@@ -34,8 +34,12 @@ pub struct Running {
     pub store: SharedStore,
     /// The bound management address (metrics, API).
     pub management_addr: SocketAddr,
+    /// Bound warning-page addresses (HTTP), then the HTTPS refusers.
+    pub http_addrs: Vec<SocketAddr>,
+    pub https_addrs: Vec<SocketAddr>,
     tasks: JoinSet<()>,
     management: tokio::task::JoinHandle<()>,
+    web_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -54,6 +58,9 @@ impl Running {
         self.dns.shutdown();
         self.tasks.abort_all();
         self.management.abort();
+        for task in &self.web_tasks {
+            task.abort();
+        }
         if let Err(e) = self.flush() {
             error!(%e, "final statistics flush failed");
         }
@@ -108,6 +115,18 @@ pub async fn start_with_clock(
     };
     let (management_addr, management) =
         web::serve_management(config.server.management_listen, state).await?;
+    let sinkhole = web::warning::SinkholeState::new(handler.clone(), store.clone());
+    let (mut http_addrs, mut https_addrs, mut web_tasks) = (Vec::new(), Vec::new(), Vec::new());
+    for addr in &config.server.http_listen {
+        let (bound, task) = web::warning::serve(*addr, sinkhole.clone()).await?;
+        http_addrs.push(bound);
+        web_tasks.push(task);
+    }
+    for addr in &config.server.https_listen {
+        let (bound, task) = web::warning::serve_tls_reject(*addr).await?;
+        https_addrs.push(bound);
+        web_tasks.push(task);
+    }
     let reloader = Arc::new(Reloader::new(
         source,
         overrides,
@@ -134,7 +153,10 @@ pub async fn start_with_clock(
         dns,
         store,
         management_addr,
+        http_addrs,
+        https_addrs,
         tasks,
         management,
+        web_tasks,
     })
 }

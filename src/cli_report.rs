@@ -221,3 +221,65 @@ pub fn keys_init(source: &ConfigSource, school: &str) -> ExitCode {
         Err(e) => fail(1, e),
     }
 }
+
+/// `edudns reviews list`
+pub fn reviews_list(source: &ConfigSource, status: Option<&str>) -> ExitCode {
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let store = match Store::open(&config.stats.database) {
+        Ok(store) => store,
+        Err(e) => return fail(1, e),
+    };
+    match crate::reviews::list(store.connection(), status) {
+        Ok(reviews) => {
+            println!(
+                "{:>5}  {:<10}  {:<9}  {:<12}  {:<10}  {:<14}  {:<32}  comment",
+                "id", "day", "status", "school", "band", "category", "domain"
+            );
+            for r in reviews {
+                println!(
+                    "{:>5}  {:<10}  {:<9}  {:<12}  {:<10}  {:<14}  {:<32}  {}",
+                    r.id, r.day, r.status, r.school, r.band, r.category, r.domain, r.comment
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}
+
+/// `edudns reviews accept|reject ID`
+pub fn reviews_decide(source: &ConfigSource, id: i64, accept: bool) -> ExitCode {
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let store = match Store::open(&config.stats.database) {
+        Ok(store) => store,
+        Err(e) => return fail(1, e),
+    };
+    match crate::reviews::decide(
+        store.connection(),
+        &config,
+        id,
+        accept,
+        jiff::Timestamp::now().as_second(),
+    ) {
+        Ok(review) if accept => {
+            println!(
+                "#{id} accepted: {} is now allowed for school {} ({}); the running service reloads it within reload.watch_interval_secs",
+                review.domain,
+                review.school,
+                config.accepted_allow_file(&review.school).display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(review) => {
+            println!("#{id} rejected: {} stays blocked", review.domain);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_USAGE, e),
+    }
+}

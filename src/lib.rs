@@ -28,6 +28,7 @@ pub mod explain;
 pub mod lists;
 pub mod policy;
 pub mod reload;
+pub mod reviews;
 pub mod snapshot;
 pub mod stats;
 pub mod web;

@@ -70,6 +70,11 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Yêu cầu xem xét "chặn nhầm" / "Blocked by mistake" review requests
+    Reviews {
+        #[command(subcommand)]
+        action: ReviewsAction,
+    },
     /// Khoá ký báo cáo / Report signing keys
     Keys {
         #[command(subcommand)]
@@ -110,6 +115,30 @@ enum ReportAction {
         format: String,
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewsAction {
+    /// Liệt kê / List requests (newest first)
+    List {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// pending, accepted or rejected
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Chấp nhận: thêm vào danh sách cho phép của trường / Accept: allow the domain for the school
+    Accept {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        id: i64,
+    },
+    /// Từ chối / Reject
+    Reject {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        id: i64,
     },
 }
 
@@ -195,6 +224,17 @@ fn main() -> ExitCode {
         Command::Keys {
             action: KeysAction::Init { config, school },
         } => edudns::cli_report::keys_init(&source_for(config), &school),
+        Command::Reviews { action } => match action {
+            ReviewsAction::List { config, status } => {
+                edudns::cli_report::reviews_list(&source_for(config), status.as_deref())
+            }
+            ReviewsAction::Accept { config, id } => {
+                edudns::cli_report::reviews_decide(&source_for(config), id, true)
+            }
+            ReviewsAction::Reject { config, id } => {
+                edudns::cli_report::reviews_decide(&source_for(config), id, false)
+            }
+        },
         Command::Explain {
             config,
             client,

@@ -34,6 +34,21 @@ pub struct RawConfig {
     pub stats: RawStats,
     #[serde(default)]
     pub privacy: RawPrivacy,
+    #[serde(default)]
+    pub warning_page: RawWarningPage,
+}
+
+/// `[warning_page]`: what the page shown for blocked sites says besides the reason.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWarningPage {
+    /// Short text shown as the school's mark at the top (no images are loaded).
+    pub logo_text: Option<String>,
+    /// Who to ask at school, e.g. "Thầy Nam, phòng Tin học, 0901 234 567".
+    pub contact: Option<String>,
+    /// Extra help lines shown under the national hotline 111.
+    #[serde(default)]
+    pub help_lines: Vec<String>,
 }
 
 /// `[stats]`: durable statistics and report signing.
@@ -44,6 +59,8 @@ pub struct RawStats {
     pub flush_interval_secs: Option<Spanned<i64>>,
     pub retention_days: Option<Spanned<i64>>,
     pub key_dir: Option<Spanned<String>>,
+    /// Directory of the allow lists made by accepted review requests.
+    pub accepted_dir: Option<Spanned<String>>,
 }
 
 /// `[privacy]`: what may leave the school and what may be kept.
@@ -90,6 +107,7 @@ pub struct RawHoliday {
 pub struct RawServer {
     pub dns_listen: Option<Vec<Spanned<String>>>,
     pub http_listen: Option<Vec<Spanned<String>>>,
+    pub https_listen: Option<Vec<Spanned<String>>>,
     pub management_listen: Option<Spanned<String>>,
     pub max_in_flight: Option<Spanned<i64>>,
     pub tcp_max_connections: Option<Spanned<i64>>,

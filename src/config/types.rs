@@ -32,6 +32,14 @@ pub struct Config {
     pub safe_search_mapping: Option<PathBuf>,
     pub stats: StatsConfig,
     pub privacy: PrivacyConfig,
+    pub warning_page: WarningPageConfig,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WarningPageConfig {
+    pub logo_text: Option<String>,
+    pub contact: Option<String>,
+    pub help_lines: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +50,8 @@ pub struct StatsConfig {
     pub retention_days: u32,
     /// Where `edudns keys init` puts the schools' signing keys.
     pub key_dir: PathBuf,
+    /// `<school>.txt` allow lists written when a review request is accepted.
+    pub accepted_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +68,8 @@ pub struct ServerConfig {
     pub dns_listen: Vec<SocketAddr>,
     /// Sinkhole web listener (warning page).
     pub http_listen: Vec<SocketAddr>,
+    /// Sinkhole HTTPS: TLS handshakes refused at once (fast failure).
+    pub https_listen: Vec<SocketAddr>,
     /// Management listener (metrics, API).
     pub management_listen: SocketAddr,
     pub max_in_flight: usize,
@@ -216,6 +228,11 @@ impl Config {
         self.categories.iter().position(|c| c.id == id)
     }
 
+    /// The allow list that accepted review requests of `school` go to.
+    pub fn accepted_allow_file(&self, school: &str) -> PathBuf {
+        self.stats.accepted_dir.join(format!("{school}.txt"))
+    }
+
     /// Every file whose change should trigger a reload.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
@@ -225,6 +242,7 @@ impl Config {
                 files.extend(category.lists.iter().map(|l| l.path.clone()));
             }
             files.extend(self.safe_search_mapping.iter().cloned());
+            files.extend(self.schools.iter().map(|s| self.accepted_allow_file(&s.id)));
         }
         files
     }

@@ -148,6 +148,7 @@ impl Checker {
         let stats = StatsConfig {
             database: state_path(&raw.stats.database, "stats.sqlite"),
             key_dir: state_path(&raw.stats.key_dir, "keys"),
+            accepted_dir: state_path(&raw.stats.accepted_dir, "accepted"),
             flush_interval: Duration::from_secs(self.positive_or(
                 "stats.flush_interval_secs",
                 raw.stats.flush_interval_secs,
@@ -194,6 +195,11 @@ impl Checker {
             safe_search_mapping,
             stats,
             privacy,
+            warning_page: WarningPageConfig {
+                logo_text: raw.warning_page.logo_text,
+                contact: raw.warning_page.contact,
+                help_lines: raw.warning_page.help_lines,
+            },
         }
     }
 
@@ -204,6 +210,10 @@ impl Checker {
         };
         let http_listen = match raw.http_listen {
             Some(list) => self.socket_addrs("server.http_listen", &list, 80),
+            None => Vec::new(),
+        };
+        let https_listen = match raw.https_listen {
+            Some(list) => self.socket_addrs("server.https_listen", &list, 443),
             None => Vec::new(),
         };
         let management_listen = match raw.management_listen {
@@ -245,6 +255,7 @@ impl Checker {
         ServerConfig {
             dns_listen,
             http_listen,
+            https_listen,
             management_listen,
             max_in_flight,
             tcp_max_connections,

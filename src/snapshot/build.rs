@@ -127,6 +127,29 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Domains of accepted review requests (`<accepted_dir>/<school>.txt`)
+/// join the school's allow entries: the same reload path as a config edit.
+fn add_accepted_reviews(config: &mut Config) {
+    for index in 0..config.schools.len() {
+        let path = config.accepted_allow_file(&config.schools[index].id);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let display = path.display().to_string();
+        let mut added = Vec::new();
+        formats::parse(&text, ListFormat::Plain, &mut |entry| {
+            added.push(crate::config::ConfigRule {
+                domain: entry.domain.to_string(),
+                place: ConfigPlace {
+                    key: format!("accepted review ({display})"),
+                    line: entry.line as usize,
+                },
+            });
+        });
+        config.schools[index].allow.extend(added);
+    }
+}
+
 /// The safe-search mapping named by the config, or the embedded one.
 fn load_safe_search(config: &Config) -> Result<SafeSearch, ListIssue> {
     let place = ConfigPlace {
@@ -162,8 +185,9 @@ fn load_safe_search(config: &Config) -> Result<SafeSearch, ListIssue> {
 /// Builds a snapshot from a validated config. Every list is parsed; bad
 /// lines are skipped and logged with file:line; an unreadable list fails
 /// the build (and so keeps the running snapshot on reload).
-pub fn build(config: Config, generation: u64) -> Result<Snapshot, BuildError> {
+pub fn build(mut config: Config, generation: u64) -> Result<Snapshot, BuildError> {
     let started = Instant::now();
+    add_accepted_reviews(&mut config);
     let mut builder = TrieBuilder::new();
     let mut loaded = Vec::new();
     let mut issues = Vec::new();

@@ -10,7 +10,7 @@
 
 pub mod flusher;
 pub mod report;
-mod report_html;
+pub mod report_html;
 pub mod sign;
 pub mod store;
 pub mod topk;

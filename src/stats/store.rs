@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS reviews (
     status TEXT NOT NULL DEFAULT 'pending',   -- pending | accepted | rejected
     decided_at INTEGER
 );
+-- One request per domain and school per day.
+CREATE UNIQUE INDEX IF NOT EXISTS reviews_once ON reviews (day, school, domain);
 ";
 
 /// Errors of the durable store, naming the database file.

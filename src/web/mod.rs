@@ -2,6 +2,9 @@
 //! `/metrics` (Prometheus text format) and `/api/v1/reports`. It never
 //! touches DNS sockets: it reads the stats registry and the durable store.
 
+pub mod page;
+pub mod warning;
+
 use crate::dns::Handler;
 use crate::stats::flusher::SharedStore;
 use crate::stats::{report, sign};

@@ -329,3 +329,43 @@ pub fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .map(|(_, _, v)| v)
         .sum()
 }
+
+/// An HTTP/1.1 request from a chosen source address with a chosen Host.
+pub async fn http_request(
+    addr: SocketAddr,
+    src: &str,
+    method: &str,
+    path: &str,
+    host: &str,
+    extra_headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(src.parse().unwrap(), 0))
+        .unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in extra_headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("HTTP answer in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}

@@ -12,3 +12,4 @@ mod formats;
 mod protocol;
 mod reload;
 mod stats;
+mod warning;
