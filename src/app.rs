@@ -122,8 +122,20 @@ pub async fn start_with_clock(
         http_addrs.push(bound);
         web_tasks.push(task);
     }
+    let school_ca = if config.server.https_listen.is_empty() {
+        None
+    } else {
+        web::school_ca::MintingResolver::load(&config.warning_page.ca_dir)
+            .and_then(|ca| ca.map(|ca| ca.server_config()).transpose())
+            .map_err(|e| std::io::Error::other(format!("school CA: {e}")))?
+    };
     for addr in &config.server.https_listen {
-        let (bound, task) = web::warning::serve_tls_reject(*addr).await?;
+        let (bound, task) = match &school_ca {
+            Some(tls) => {
+                web::warning::serve_tls_with_ca(*addr, sinkhole.clone(), tls.clone()).await?
+            }
+            None => web::warning::serve_tls_reject(*addr).await?,
+        };
         https_addrs.push(bound);
         web_tasks.push(task);
     }

@@ -283,3 +283,25 @@ pub fn reviews_decide(source: &ConfigSource, id: i64, accept: bool) -> ExitCode 
         Err(e) => fail(EXIT_USAGE, e),
     }
 }
+
+/// `edudns ca init`
+pub fn ca_init(source: &ConfigSource) -> ExitCode {
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let name = match config.schools.first() {
+        Some(school) if config.schools.len() == 1 => format!("edudns CA — {}", school.name),
+        _ => "edudns school CA".to_string(),
+    };
+    match crate::web::school_ca::init(&config.warning_page.ca_dir, &name) {
+        Ok(cert) => {
+            println!(
+                "CA created: {} — install it as a trusted root on the devices the school manages (docs/warning-page.md), then restart edudns",
+                cert.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}

@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         action: ReviewsAction,
     },
+    /// CA của trường cho trang cảnh báo HTTPS / School CA for the HTTPS warning page
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+    },
     /// Khoá ký báo cáo / Report signing keys
     Keys {
         #[command(subcommand)]
@@ -139,6 +144,15 @@ enum ReviewsAction {
         #[arg(short, long)]
         config: Option<PathBuf>,
         id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaAction {
+    /// Tạo CA / Create the school CA in warning_page.ca_dir (install ca.crt on managed devices)
+    Init {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -224,6 +238,9 @@ fn main() -> ExitCode {
         Command::Keys {
             action: KeysAction::Init { config, school },
         } => edudns::cli_report::keys_init(&source_for(config), &school),
+        Command::Ca {
+            action: CaAction::Init { config },
+        } => edudns::cli_report::ca_init(&source_for(config)),
         Command::Reviews { action } => match action {
             ReviewsAction::List { config, status } => {
                 edudns::cli_report::reviews_list(&source_for(config), status.as_deref())

@@ -49,6 +49,9 @@ pub struct RawWarningPage {
     /// Extra help lines shown under the national hotline 111.
     #[serde(default)]
     pub help_lines: Vec<String>,
+    /// Directory of the school CA (`edudns ca init`); HTTPS mints
+    /// certificates with it when it exists.
+    pub ca_dir: Option<Spanned<String>>,
 }
 
 /// `[stats]`: durable statistics and report signing.

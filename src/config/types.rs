@@ -37,6 +37,8 @@ pub struct Config {
 
 #[derive(Debug, Clone, Default)]
 pub struct WarningPageConfig {
+    /// School CA directory (`ca.key`, `ca.crt`, `ca.name`).
+    pub ca_dir: PathBuf,
     pub logo_text: Option<String>,
     pub contact: Option<String>,
     pub help_lines: Vec<String>,

@@ -174,6 +174,7 @@ impl Checker {
                 days.min(u64::from(MAX_INCIDENT_LOG_DAYS)) as u32
             }
         };
+        let ca_dir = state_path(&raw.warning_page.ca_dir, "ca");
         let privacy = PrivacyConfig {
             k_anonymity: self.positive_or(
                 "privacy.k_anonymity",
@@ -196,6 +197,7 @@ impl Checker {
             stats,
             privacy,
             warning_page: WarningPageConfig {
+                ca_dir,
                 logo_text: raw.warning_page.logo_text,
                 contact: raw.warning_page.contact,
                 help_lines: raw.warning_page.help_lines,

@@ -3,6 +3,7 @@
 //! touches DNS sockets: it reads the stats registry and the durable store.
 
 pub mod page;
+pub mod school_ca;
 pub mod warning;
 
 use crate::dns::Handler;

@@ -439,6 +439,44 @@ async fn review(
     }
 }
 
+/// HTTPS on the sinkhole with the school CA: each handshake gets a
+/// certificate minted for its SNI name, then the same routes as HTTP.
+pub async fn serve_tls_with_ca(
+    addr: SocketAddr,
+    state: SinkholeState,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot bind HTTPS listener {addr}: {e}"))
+    })?;
+    let local = listener.local_addr()?;
+    info!(address = %local, "listening on {local} (HTTPS warning page, school CA)");
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(Duration::from_secs(5), acceptor.accept(stream)).await
+                else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(
+                    app.layer(axum::Extension(ConnectInfo(peer))),
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    Ok((local, task))
+}
+
 /// HTTPS on the sinkhole without a school CA: answer every TLS handshake at
 /// once with a fatal alert and close, so browsers fail fast instead of
 /// waiting for a timeout.

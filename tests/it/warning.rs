@@ -7,6 +7,7 @@ use crate::upstream::TestUpstream;
 use hickory_proto::rr::RecordType;
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_edudns");
@@ -369,5 +370,72 @@ async fn the_page_in_headless_chromium() {
         std::path::Path::new(&screenshot).exists(),
         "screenshot written: {}",
         String::from_utf8_lossy(&shot.stderr)
+    );
+}
+
+#[tokio::test]
+async fn https_with_the_school_ca_shows_the_page() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca_dir = tempfile::tempdir().unwrap();
+    let config = config().replace(
+        "[warning_page]",
+        &format!("[warning_page]\nca_dir = \"{}\"", ca_dir.path().display()),
+    );
+    // `edudns ca init` on the same configuration.
+    let config_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(config_dir.path().join("lists")).unwrap();
+    write(&config_dir.path().join("edudns.toml"), &config);
+    let init = Command::new(BIN)
+        .args(["ca", "init", "-c"])
+        .arg(config_dir.path().join("edudns.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(ca_dir.path().join("ca.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    let server = TestServer::start(&config, None).await;
+    let https = server.running.https_addrs[0];
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca_dir.path().join("ca.crt")).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let tcp = socket.connect(https).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("www.bet.example").unwrap(), tcp)
+        .await
+        .expect("the minted certificate chains to the school CA");
+    tls.write_all(b"GET /login HTTP/1.1\r\nHost: www.bet.example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    assert!(
+        text.contains("Trang web này bị chặn")
+            && text.contains("Cờ bạc / Gambling")
+            && text.contains("111"),
+        "{text}"
     );
 }
