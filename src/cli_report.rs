@@ -40,6 +40,13 @@ fn load_config(source: &ConfigSource) -> Result<config::Config, ExitCode> {
     .map_err(|e| fail(EXIT_CONFIG, e))
 }
 
+/// The configuration and its statistics database.
+fn open(source: &ConfigSource) -> Result<(config::Config, Store), ExitCode> {
+    let config = load_config(source)?;
+    let store = Store::open(&config.stats.database).map_err(|e| fail(1, e))?;
+    Ok((config, store))
+}
+
 fn write_out(output: Option<&Path>, text: &str) -> ExitCode {
     match output {
         None => {
@@ -90,13 +97,9 @@ pub fn generate(
             "report needs --school ID --from YYYY-MM-DD --to YYYY-MM-DD",
         );
     };
-    let config = match load_config(source) {
-        Ok(config) => config,
+    let (config, store) = match open(source) {
+        Ok(opened) => opened,
         Err(code) => return code,
-    };
-    let store = match Store::open(&config.stats.database) {
-        Ok(store) => store,
-        Err(e) => return fail(1, e),
     };
     let report = match report::build(
         store.connection(),
@@ -224,13 +227,9 @@ pub fn keys_init(source: &ConfigSource, school: &str) -> ExitCode {
 
 /// `edudns reviews list`
 pub fn reviews_list(source: &ConfigSource, status: Option<&str>) -> ExitCode {
-    let config = match load_config(source) {
-        Ok(config) => config,
+    let (_, store) = match open(source) {
+        Ok(opened) => opened,
         Err(code) => return code,
-    };
-    let store = match Store::open(&config.stats.database) {
-        Ok(store) => store,
-        Err(e) => return fail(1, e),
     };
     match crate::reviews::list(store.connection(), status) {
         Ok(reviews) => {
@@ -252,13 +251,9 @@ pub fn reviews_list(source: &ConfigSource, status: Option<&str>) -> ExitCode {
 
 /// `edudns reviews accept|reject ID`
 pub fn reviews_decide(source: &ConfigSource, id: i64, accept: bool) -> ExitCode {
-    let config = match load_config(source) {
-        Ok(config) => config,
+    let (config, store) = match open(source) {
+        Ok(opened) => opened,
         Err(code) => return code,
-    };
-    let store = match Store::open(&config.stats.database) {
-        Ok(store) => store,
-        Err(e) => return fail(1, e),
     };
     match crate::reviews::decide(
         store.connection(),
