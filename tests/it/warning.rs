@@ -589,6 +589,7 @@ async fn a_student_submits_the_form_in_chromium_and_it_reaches_reviews_list() {
     );
     webdriver(port, "DELETE", &url(""), &serde_json::Value::Null).await;
     let _ = driver.kill();
+    let _ = driver.wait();
 
     let list = Command::new(BIN)
         .args(["reviews", "list", "-c"])
