@@ -2,6 +2,7 @@
 //! hash-trie matcher that answers "is this name or a parent listed, and in
 //! which categories?" in one walk.
 
+pub mod catalogue;
 pub mod formats;
 pub mod name;
 pub mod trie;
