@@ -150,6 +150,10 @@ pub async fn start_with_clock(
     if let Some(interval) = config.reload.watch_interval {
         tasks.spawn(reloader.clone().watch_files(interval));
     }
+    tasks.spawn(crate::lists::subscriptions::run(
+        reloader.clone(),
+        std::time::Duration::from_millis(500),
+    ));
     tasks.spawn(flusher::run(stats, store.clone(), handler.snapshot.clone()));
     info!(
         schools = config.schools.len(),

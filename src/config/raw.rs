@@ -36,6 +36,21 @@ pub struct RawConfig {
     pub privacy: RawPrivacy,
     #[serde(default)]
     pub warning_page: RawWarningPage,
+    #[serde(default)]
+    pub lists: RawLists,
+}
+
+/// `[lists]`: how subscribed lists are downloaded and checked.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLists {
+    pub cache_dir: Option<Spanned<String>>,
+    pub max_bytes: Option<Spanned<i64>>,
+    pub timeout_secs: Option<Spanned<i64>>,
+    /// Largest accepted shrink of a list between two downloads (0.5 = 50 %).
+    pub max_shrink: Option<Spanned<f64>>,
+    /// Largest share of unparseable lines before a download is rejected.
+    pub max_skipped: Option<Spanned<f64>>,
 }
 
 /// `[warning_page]`: what the page shown for blocked sites says besides the reason.
@@ -165,12 +180,19 @@ pub enum RawListRef {
     Table(RawListTable),
 }
 
-/// `{ path = "…", format = "hosts" }`.
+/// `{ path = "…", format = "hosts" }`, or a subscription:
+/// `{ source = "hostsvn-gambling" }` (from the catalogue) or
+/// `{ url = "https://…", name = "…", format = "…", sha256 = "…", refresh = "1d" }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawListTable {
-    pub path: String,
+    pub path: Option<String>,
+    pub source: Option<String>,
+    pub url: Option<String>,
+    pub name: Option<String>,
     pub format: Option<String>,
+    pub sha256: Option<String>,
+    pub refresh: Option<String>,
 }
 
 /// `[[band]]`: a grade band and its policy.

@@ -33,6 +33,7 @@ pub struct Config {
     pub stats: StatsConfig,
     pub privacy: PrivacyConfig,
     pub warning_page: WarningPageConfig,
+    pub lists: ListsConfig,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -141,10 +142,34 @@ pub struct ConfigPlace {
 pub struct ListSpec {
     /// As written in the config (shown to users).
     pub display: String,
-    /// Resolved path (for `ListRoot::Directory`) or the embedded key.
+    /// Resolved path (for `ListRoot::Directory`) or the embedded key; for a
+    /// subscription, its file in the download cache.
     pub path: PathBuf,
     pub format: ListFormat,
     pub place: ConfigPlace,
+    /// Set for a subscribed list (downloaded into `path`).
+    pub download: Option<Download>,
+}
+
+/// A list edudns downloads and refreshes itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Download {
+    /// File name in the cache (the catalogue name, or `name`).
+    pub name: String,
+    pub url: String,
+    /// Optional pin: the download must have this SHA-256 (hex).
+    pub sha256: Option<String>,
+    pub refresh: Duration,
+}
+
+/// `[lists]`.
+#[derive(Debug, Clone)]
+pub struct ListsConfig {
+    pub cache_dir: PathBuf,
+    pub max_bytes: u64,
+    pub timeout: Duration,
+    pub max_shrink: f64,
+    pub max_skipped: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +258,21 @@ impl Config {
     /// The allow list that accepted review requests of `school` go to.
     pub fn accepted_allow_file(&self, school: &str) -> PathBuf {
         self.stats.accepted_dir.join(format!("{school}.txt"))
+    }
+
+    /// Every subscribed list (each once).
+    pub fn downloads(&self) -> Vec<(&Category, &ListSpec, &Download)> {
+        let mut out: Vec<(&Category, &ListSpec, &Download)> = Vec::new();
+        for category in &self.categories {
+            for spec in &category.lists {
+                if let Some(d) = &spec.download
+                    && !out.iter().any(|(_, _, o)| o.name == d.name)
+                {
+                    out.push((category, spec, d));
+                }
+            }
+        }
+        out
     }
 
     /// Every file whose change should trigger a reload.

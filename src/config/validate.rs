@@ -120,7 +120,34 @@ impl Checker {
                 },
             },
         };
-        let categories = self.categories(raw.categories, &list_root);
+        let cache_dir = match (&list_root, &raw.lists.cache_dir) {
+            (ListRoot::Directory(dir), Some(v)) => dir.join(v.get_ref()),
+            (ListRoot::Directory(dir), None) => dir.join("list-cache"),
+            (ListRoot::Embedded, Some(v)) => v.get_ref().into(),
+            (ListRoot::Embedded, None) => std::env::temp_dir().join("edudns-demo-list-cache"),
+        };
+        let fraction =
+            |checker: &mut Self, key: &str, value: &Option<Spanned<f64>>, default: f64| match value
+            {
+                None => default,
+                Some(v) if (0.0..=1.0).contains(v.get_ref()) => *v.get_ref(),
+                Some(v) => {
+                    checker.error(key, v, "must be between 0 and 1");
+                    default
+                }
+            };
+        let lists = ListsConfig {
+            cache_dir: cache_dir.clone(),
+            max_bytes: self.positive_or("lists.max_bytes", raw.lists.max_bytes, 64 << 20),
+            timeout: Duration::from_secs(self.positive_or(
+                "lists.timeout_secs",
+                raw.lists.timeout_secs,
+                30,
+            )),
+            max_shrink: fraction(self, "lists.max_shrink", &raw.lists.max_shrink, 0.5),
+            max_skipped: fraction(self, "lists.max_skipped", &raw.lists.max_skipped, 0.2),
+        };
+        let categories = self.categories(raw.categories, &list_root, &cache_dir);
         let bands = self.bands(raw.bands, &categories);
         let schools = self.schools(raw.schools, &bands);
         let safe_search_mapping = raw.safe_search.mapping.as_ref().map(|m| match &list_root {
@@ -196,6 +223,7 @@ impl Checker {
             safe_search_mapping,
             stats,
             privacy,
+            lists,
             warning_page: WarningPageConfig {
                 ca_dir,
                 logo_text: raw.warning_page.logo_text,
@@ -383,7 +411,132 @@ impl Checker {
         }
     }
 
-    fn categories(&mut self, raw: Vec<RawCategory>, root: &ListRoot) -> Vec<Category> {
+    /// One entry of a category's `lists`: a file, or a subscription.
+    fn list_spec(
+        &mut self,
+        key: &str,
+        at: &Spanned<RawListRef>,
+        table: RawListTable,
+        root: &ListRoot,
+        cache_dir: &std::path::Path,
+    ) -> Option<ListSpec> {
+        let mut format = match &table.format {
+            None => ListFormat::Auto,
+            Some(text) => text.parse().unwrap_or_else(|e| {
+                self.error(format!("{key}.format"), at, format!("{e}"));
+                ListFormat::Auto
+            }),
+        };
+        let given = [
+            table.path.is_some(),
+            table.source.is_some(),
+            table.url.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            self.error(
+                key,
+                at,
+                "give exactly one of path, source (a name from blocklists/sources.toml) or url",
+            );
+            return None;
+        }
+        if let Some(path) = table.path {
+            let resolved = match root {
+                ListRoot::Directory(dir) => dir.join(&path),
+                ListRoot::Embedded => path.clone().into(),
+            };
+            return Some(ListSpec {
+                display: path,
+                path: resolved,
+                format,
+                place: self.place(key, at),
+                download: None,
+            });
+        }
+        let (name, url, refresh) = if let Some(source) = &table.source {
+            let catalogue = crate::lists::catalogue::parse(crate::lists::catalogue::EMBEDDED)
+                .unwrap_or_default();
+            let Some(found) = catalogue.iter().find(|s| &s.name == source) else {
+                self.error(
+                    format!("{key}.source"),
+                    at,
+                    format!("{source:?} is not in blocklists/sources.toml"),
+                );
+                return None;
+            };
+            if table.format.is_none() {
+                format = found.format;
+            }
+            (found.name.clone(), found.url.clone(), found.refresh)
+        } else {
+            let url = table.url.unwrap_or_default();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                self.error(
+                    format!("{key}.url"),
+                    at,
+                    "must be an http:// or https:// URL",
+                );
+                return None;
+            }
+            let Some(name) = table.name else {
+                self.error(
+                    format!("{key}.name"),
+                    at,
+                    "a url list needs a name (its file name in the cache)",
+                );
+                return None;
+            };
+            (name, url, std::time::Duration::from_secs(86_400))
+        };
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && !name.starts_with('.');
+        if !valid_name {
+            self.error(
+                format!("{key}.name"),
+                at,
+                format!("{name:?} is not a file name: use a-z, 0-9, '-', '_', '.'"),
+            );
+            return None;
+        }
+        let refresh = match &table.refresh {
+            None => refresh,
+            Some(text) => crate::lists::catalogue::parse_interval(text).unwrap_or_else(|| {
+                self.error(
+                    format!("{key}.refresh"),
+                    at,
+                    format!("{text:?} is not an interval like 30m, 6h, 1d"),
+                );
+                refresh
+            }),
+        };
+        if let Some(pin) = &table.sha256
+            && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            self.error(format!("{key}.sha256"), at, "must be 64 hex digits");
+        }
+        Some(ListSpec {
+            display: format!("{name} ({url})"),
+            path: cache_dir.join(format!("{name}.txt")),
+            format,
+            place: self.place(key, at),
+            download: Some(Download {
+                name,
+                url,
+                sha256: table.sha256.map(|p| p.to_ascii_lowercase()),
+                refresh,
+            }),
+        })
+    }
+
+    fn categories(
+        &mut self,
+        raw: Vec<RawCategory>,
+        root: &ListRoot,
+        cache_dir: &std::path::Path,
+    ) -> Vec<Category> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         if raw.len() > MAX_CATEGORIES {
@@ -406,27 +559,29 @@ impl Checker {
             let mut lists = Vec::new();
             for (j, list) in category.lists.into_iter().enumerate() {
                 let list_key = format!("{key}.lists[{j}]");
-                let (path, format) = match list.get_ref() {
-                    RawListRef::Path(path) => (path.clone(), None),
-                    RawListRef::Table(table) => (table.path.clone(), table.format.clone()),
+                let table = match list.get_ref() {
+                    RawListRef::Path(path) => RawListTable {
+                        path: Some(path.clone()),
+                        source: None,
+                        url: None,
+                        name: None,
+                        format: None,
+                        sha256: None,
+                        refresh: None,
+                    },
+                    RawListRef::Table(table) => RawListTable {
+                        path: table.path.clone(),
+                        source: table.source.clone(),
+                        url: table.url.clone(),
+                        name: table.name.clone(),
+                        format: table.format.clone(),
+                        sha256: table.sha256.clone(),
+                        refresh: table.refresh.clone(),
+                    },
                 };
-                let format = match &format {
-                    None => ListFormat::Auto,
-                    Some(text) => text.parse().unwrap_or_else(|e| {
-                        self.error(format!("{list_key}.format"), &list, format!("{e}"));
-                        ListFormat::Auto
-                    }),
-                };
-                let resolved = match root {
-                    ListRoot::Directory(dir) => dir.join(&path),
-                    ListRoot::Embedded => path.clone().into(),
-                };
-                lists.push(ListSpec {
-                    display: path,
-                    path: resolved,
-                    format,
-                    place: self.place(list_key, &list),
-                });
+                if let Some(spec) = self.list_spec(&list_key, &list, table, root, cache_dir) {
+                    lists.push(spec);
+                }
             }
             out.push(Category {
                 name: category.name.unwrap_or_else(|| id.clone()),

@@ -3,8 +3,10 @@
 //! which categories?" in one walk.
 
 pub mod catalogue;
+pub mod download;
 pub mod formats;
 pub mod name;
+pub mod subscriptions;
 pub mod trie;
 
 /// Index of a category (bit position in a [`CategoryMask`]).

@@ -194,6 +194,12 @@ pub fn build(mut config: Config, generation: u64) -> Result<Snapshot, BuildError
     for (category_index, category) in config.categories.iter().enumerate() {
         for spec in &category.lists {
             let list_started = Instant::now();
+            if spec.download.is_some() && !spec.path.exists() {
+                // A subscription without a cached copy yet (first start
+                // offline): filter with the rest; the downloader fills it in.
+                warn!(list = %spec.display, "no downloaded copy of this subscribed list yet; starting without it");
+                continue;
+            }
             let text = match read_list(&config.list_root, &spec.path) {
                 Ok(text) => text,
                 Err(message) => {

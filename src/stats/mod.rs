@@ -173,6 +173,9 @@ pub struct Stats {
     pub list_loaded: prometheus::GaugeVec,
     pub reloads: IntCounterVec,
     pub generation: IntGauge,
+    /// Subscription downloads by source and result.
+    pub list_downloads: IntCounterVec,
+    pub list_download_success: prometheus::GaugeVec,
     packets: IntCounterVec,
     /// Every query counter handed out, for the durable flusher.
     handles: Mutex<HashMap<CounterKey, IntCounter>>,
@@ -309,6 +312,23 @@ impl Stats {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
+        let list_downloads = counter_vec(
+            &registry,
+            "edudns_list_downloads_total",
+            "Subscribed list downloads, by source and result (updated, not_modified, rejected).",
+            &["source", "result"],
+        );
+        let list_download_success = prometheus::GaugeVec::new(
+            Opts::new(
+                "edudns_list_download_last_success_timestamp_seconds",
+                "Unix time of the last accepted download of a subscribed list.",
+            ),
+            &["source"],
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(list_download_success.clone()))
+            .expect("unique");
         let generation = IntGauge::new(
             "edudns_config_generation",
             "Generation of the configuration in force (1 at start, +1 per successful reload).",
@@ -347,6 +367,8 @@ impl Stats {
             list_loaded,
             reloads,
             generation,
+            list_downloads,
+            list_download_success,
             packets,
             handles: Mutex::new(HashMap::new()),
             top: Mutex::new(HashMap::new()),

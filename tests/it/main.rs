@@ -12,4 +12,5 @@ mod formats;
 mod protocol;
 mod reload;
 mod stats;
+mod subscriptions;
 mod warning;

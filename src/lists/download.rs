@@ -1,0 +1,253 @@
+//! Subscribed lists: download, check, and keep the last good copy.
+//!
+//! A download is accepted only when it is complete, within the size limit,
+//! matches the SHA-256 pin if one is set, parses as the expected format
+//! (at most `max_skipped` of its lines unusable), is not empty, and has not
+//! shrunk by more than `max_shrink` since the last good copy. Then it is
+//! written atomically (temp file, fsync, rename) into the cache, where the
+//! snapshot reads it and the file watcher notices it: the normal reload path.
+//! Anything else keeps the previous copy and says why.
+
+use super::formats;
+use crate::config::{Download, ListSpec, ListsConfig};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What is remembered about a subscription between downloads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub entries: usize,
+    pub sha256: String,
+    pub last_success: Option<i64>,
+    pub last_attempt: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The result of one refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// A new version was accepted and written.
+    Updated { entries: usize },
+    /// The server said 304 Not Modified.
+    NotModified,
+}
+
+/// Why a download was rejected (the previous copy stays in force).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejected {
+    #[error("download failed: {0}")]
+    Transfer(String),
+    #[error("server answered HTTP {0}")]
+    Status(u16),
+    #[error("larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("SHA-256 {actual} does not match the pinned {expected}")]
+    Pin { expected: String, actual: String },
+    #[error("not a {format:?} list: {skipped} of {lines} lines unusable")]
+    WrongFormat {
+        format: formats::ListFormat,
+        skipped: usize,
+        lines: usize,
+    },
+    #[error("no entries")]
+    Empty,
+    #[error("shrank from {previous} to {now} entries (more than the allowed {allowed:.0} %)")]
+    Shrunk {
+        previous: usize,
+        now: usize,
+        allowed: f64,
+    },
+    #[error("cannot write the cache: {0}")]
+    Cache(String),
+}
+
+fn meta_path(spec_path: &Path) -> PathBuf {
+    spec_path.with_extension("meta.json")
+}
+
+/// Reads the remembered state of a subscription.
+pub fn read_meta(spec_path: &Path) -> Meta {
+    std::fs::read(meta_path(spec_path))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
+}
+
+/// The HTTP client for subscriptions.
+pub fn client(limits: &ListsConfig) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(limits.timeout)
+        .user_agent(concat!("edudns/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// One attempt: fetch, check, write.
+async fn attempt(
+    client: &reqwest::Client,
+    spec: &ListSpec,
+    download: &Download,
+    limits: &ListsConfig,
+    meta: &Meta,
+) -> Result<(Refreshed, Meta), Rejected> {
+    let mut request = client.get(&download.url);
+    if meta.url == download.url {
+        if let Some(etag) = &meta.etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(modified) = &meta.last_modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+        }
+    }
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| Rejected::Transfer(e.to_string()))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED && spec.path.exists() {
+        return Ok((Refreshed::NotModified, meta.clone()));
+    }
+    if !status.is_success() {
+        return Err(Rejected::Status(status.as_u16()));
+    }
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (etag, last_modified) = (
+        header(reqwest::header::ETAG),
+        header(reqwest::header::LAST_MODIFIED),
+    );
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Rejected::Transfer(format!("truncated or broken body: {e}")))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > limits.max_bytes {
+            return Err(Rejected::TooLarge(limits.max_bytes));
+        }
+    }
+    let sha256: String = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Some(expected) = &download.sha256
+        && *expected != sha256
+    {
+        return Err(Rejected::Pin {
+            expected: expected.clone(),
+            actual: sha256,
+        });
+    }
+    let text = String::from_utf8_lossy(&body);
+    let summary = formats::parse(&text, spec.format, &mut |_| {});
+    let lines = summary.entries + summary.skipped;
+    if summary.skipped as f64 > limits.max_skipped * lines.max(1) as f64 {
+        return Err(Rejected::WrongFormat {
+            format: summary.format,
+            skipped: summary.skipped,
+            lines,
+        });
+    }
+    if summary.entries == 0 {
+        return Err(Rejected::Empty);
+    }
+    if meta.entries > 0
+        && (summary.entries as f64) < meta.entries as f64 * (1.0 - limits.max_shrink)
+    {
+        return Err(Rejected::Shrunk {
+            previous: meta.entries,
+            now: summary.entries,
+            allowed: limits.max_shrink * 100.0,
+        });
+    }
+    write_atomically(&spec.path, &body).map_err(|e| Rejected::Cache(e.to_string()))?;
+    Ok((
+        Refreshed::Updated {
+            entries: summary.entries,
+        },
+        Meta {
+            url: download.url.clone(),
+            etag,
+            last_modified,
+            entries: summary.entries,
+            sha256,
+            ..meta.clone()
+        },
+    ))
+}
+
+/// Refreshes one subscription: up to 3 attempts with backoff and jitter for
+/// transfer errors and 5xx; records the outcome in the meta file.
+pub async fn refresh(
+    client: &reqwest::Client,
+    spec: &ListSpec,
+    limits: &ListsConfig,
+    backoff: Duration,
+) -> Result<Refreshed, Rejected> {
+    let Some(download) = &spec.download else {
+        return Ok(Refreshed::NotModified);
+    };
+    let mut meta = read_meta(&spec.path);
+    let now = jiff::Timestamp::now().as_second();
+    meta.last_attempt = Some(now);
+    let mut delay = backoff;
+    let mut result = Err(Rejected::Transfer("not tried".into()));
+    for round in 0..3 {
+        result = attempt(client, spec, download, limits, &meta).await;
+        let retry = matches!(&result, Err(Rejected::Transfer(_)))
+            || matches!(&result, Err(Rejected::Status(s)) if *s >= 500);
+        if !retry || round == 2 {
+            break;
+        }
+        let jitter = u64::from(now.rem_euclid(1000) as u16) % (delay.as_millis() as u64 / 2 + 1);
+        tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
+        delay *= 2;
+    }
+    match &result {
+        Ok((outcome, new_meta)) => {
+            meta = Meta {
+                last_success: Some(now),
+                last_error: None,
+                last_attempt: Some(now),
+                ..new_meta.clone()
+            };
+            let _ = write_atomically(
+                &meta_path(&spec.path),
+                &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
+            );
+            Ok(outcome.clone())
+        }
+        Err(error) => {
+            meta.last_error = Some(error.to_string());
+            let _ = write_atomically(
+                &meta_path(&spec.path),
+                &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
+            );
+            Err(error.clone())
+        }
+    }
+}
