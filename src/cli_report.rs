@@ -300,3 +300,99 @@ pub fn ca_init(source: &ConfigSource) -> ExitCode {
         Err(e) => fail(1, e),
     }
 }
+
+/// `edudns lists status`
+pub fn lists_status(source: &ConfigSource) -> ExitCode {
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    println!(
+        "{:<14}  {:<40}  {:>9}  {:<22}  last error",
+        "category", "list", "entries", "last download"
+    );
+    for category in &config.categories {
+        for spec in &category.lists {
+            let (entries, last, error) = match &spec.download {
+                Some(_) => {
+                    let meta = crate::lists::download::read_meta(&spec.path);
+                    let last = meta
+                        .last_success
+                        .and_then(|t| jiff::Timestamp::from_second(t).ok())
+                        .map_or("never".to_string(), |t| t.to_string());
+                    (
+                        meta.entries.to_string(),
+                        last,
+                        meta.last_error.unwrap_or_default(),
+                    )
+                }
+                None => ("-".to_string(), "local file".to_string(), String::new()),
+            };
+            let name = spec
+                .download
+                .as_ref()
+                .map_or(spec.display.as_str(), |d| d.name.as_str());
+            println!(
+                "{:<14}  {:<40}  {:>9}  {:<22}  {}",
+                category.id, name, entries, last, error
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `edudns lists update [--source NAME]`
+pub fn lists_update(source: &ConfigSource, only: Option<&str>) -> ExitCode {
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(1, e),
+    };
+    let client = crate::lists::download::client(&config.lists);
+    let mut failed = false;
+    let mut found = false;
+    for (_, spec, download) in config.downloads() {
+        if only.is_some_and(|name| name != download.name) {
+            continue;
+        }
+        found = true;
+        let result = runtime.block_on(crate::lists::download::refresh(
+            &client,
+            spec,
+            &config.lists,
+            std::time::Duration::from_secs(1),
+        ));
+        match result {
+            Ok(crate::lists::download::Refreshed::Updated { entries }) => {
+                println!("{}: updated, {entries} entries", download.name)
+            }
+            Ok(crate::lists::download::Refreshed::NotModified) => {
+                println!("{}: not modified", download.name)
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("{}: rejected, the previous copy stays: {e}", download.name);
+            }
+        }
+    }
+    if !found {
+        return fail(
+            EXIT_USAGE,
+            format!(
+                "no subscribed list{}",
+                only.map(|n| format!(" named {n:?}")).unwrap_or_default()
+            ),
+        );
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

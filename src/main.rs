@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         action: ReviewsAction,
     },
+    /// Danh sách đăng ký / Subscribed lists: status and manual update
+    Lists {
+        #[command(subcommand)]
+        action: ListsAction,
+    },
     /// CA của trường cho trang cảnh báo HTTPS / School CA for the HTTPS warning page
     Ca {
         #[command(subcommand)]
@@ -144,6 +149,23 @@ enum ReviewsAction {
         #[arg(short, long)]
         config: Option<PathBuf>,
         id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListsAction {
+    /// Trạng thái / Every list: entries, last download, last error
+    Status {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Tải lại ngay / Download subscribed lists now (the running service reloads them)
+    Update {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Chỉ nguồn này / Only this subscription
+        #[arg(long)]
+        source: Option<String>,
     },
 }
 
@@ -238,6 +260,12 @@ fn main() -> ExitCode {
         Command::Keys {
             action: KeysAction::Init { config, school },
         } => edudns::cli_report::keys_init(&source_for(config), &school),
+        Command::Lists { action } => match action {
+            ListsAction::Status { config } => edudns::cli_report::lists_status(&source_for(config)),
+            ListsAction::Update { config, source } => {
+                edudns::cli_report::lists_update(&source_for(config), source.as_deref())
+            }
+        },
         Command::Ca {
             action: CaAction::Init { config },
         } => edudns::cli_report::ca_init(&source_for(config)),

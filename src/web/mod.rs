@@ -31,6 +31,7 @@ pub fn management_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/reports", get(reports))
+        .route("/api/v1/lists", get(lists))
         .with_state(state)
 }
 
@@ -66,6 +67,37 @@ async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Every list in force: category, file or subscription, entries, skipped
+/// lines, and for subscriptions the last download and last error.
+async fn lists(State(state): State<AppState>) -> Response {
+    let snapshot = state.handler.snapshot.load_full();
+    let config = &snapshot.config;
+    let mut out = Vec::new();
+    for (index, category) in config.categories.iter().enumerate() {
+        for spec in &category.lists {
+            let loaded = snapshot
+                .lists_loaded
+                .iter()
+                .find(|l| l.category == index && l.display == spec.display);
+            let meta = spec
+                .download
+                .as_ref()
+                .map(|_| crate::lists::download::read_meta(&spec.path));
+            out.push(serde_json::json!({
+                "category": category.id,
+                "list": spec.display,
+                "subscription": spec.download.as_ref().map(|d| serde_json::json!({"name": d.name, "url": d.url, "refresh_secs": d.refresh.as_secs()})),
+                "entries": loaded.map(|l| l.entries),
+                "skipped_lines": loaded.map(|l| l.skipped),
+                "sha256": loaded.map(|l| l.sha256.clone()),
+                "last_download": meta.as_ref().and_then(|m| m.last_success),
+                "last_error": meta.and_then(|m| m.last_error),
+            }));
+        }
+    }
+    Json(serde_json::json!({ "generation": snapshot.generation, "lists": out })).into_response()
 }
 
 #[derive(Deserialize)]

@@ -288,3 +288,70 @@ async fn the_service_starts_offline_from_its_cache_and_applies_updates() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_status_update_and_the_lists_api_show_failures() {
+    let plan: Shared = Arc::new(Mutex::new(Plan {
+        body: domains(40, "s"),
+        etag: "\"1\"".into(),
+        ..Plan::default()
+    }));
+    let addr = list_server(plan.clone()).await;
+    let config = base_config("").replace(
+        "lists = [\"lists/social.txt\"]",
+        &format!("lists = [\"lists/social.txt\", {{ url = \"http://{addr}/list.txt\", name = \"feed\", format = \"plain\" }}]"),
+    );
+    let server = TestServer::start(&config, None).await;
+    let bin = env!("CARGO_BIN_EXE_edudns");
+    let config_path = server.path("edudns.toml");
+    let run = move |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(args)
+            .arg("-c")
+            .arg(&config_path)
+            .output()
+            .unwrap()
+    };
+    // Wait for the service's own first download (40 entries).
+    for _ in 0..50 {
+        if a_records(&server.query("s7.example.", RecordType::A).await) == ["10.99.0.1"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Shrink the list by 90 %: the update is rejected, with a reason.
+    plan.lock().unwrap().body = domains(4, "s");
+    plan.lock().unwrap().etag = "\"2\"".into();
+    // Blocking here is fine: the list server runs on the runtime's workers.
+    let update = run(&["lists", "update", "--source", "feed"]);
+    assert_eq!(update.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&update.stderr).contains("shrank"),
+        "{}",
+        String::from_utf8_lossy(&update.stderr)
+    );
+    let status = std::process::Command::new(bin)
+        .args(["lists", "status", "-c"])
+        .arg(server.path("edudns.toml"))
+        .output()
+        .unwrap();
+    let status = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        status.contains("feed") && status.contains("40") && status.contains("shrank"),
+        "{status}"
+    );
+    let (code, _, body) = http_get(server.running.management_addr, "/api/v1/lists").await;
+    assert_eq!(code, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let feed = json["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["subscription"]["name"] == "feed")
+        .unwrap()
+        .clone();
+    assert!(
+        feed["last_error"].as_str().unwrap().contains("shrank"),
+        "{feed}"
+    );
+}
