@@ -94,6 +94,15 @@ pub async fn start_with_clock(
     let stats = Arc::new(Stats::new());
     let store: SharedStore = Arc::new(Mutex::new(Store::open(&config.stats.database)?));
     snapshot.counters = stats.table_for(&config);
+    let takedowns = Arc::new(crate::takedown::Takedowns::default());
+    {
+        let store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let loaded = crate::takedown::load(store.connection(), &takedowns).unwrap_or(0);
+        if loaded > 0 {
+            info!(entries = loaded, "takedown entries in force");
+        }
+    }
+    snapshot.takedowns = takedowns.clone();
     reload::record_installed(&stats, &store, &snapshot);
     let upstream =
         Upstream::new(&config.upstream).map_err(|e| LoadError::Upstream(e.to_string()))?;
@@ -150,6 +159,7 @@ pub async fn start_with_clock(
     if let Some(interval) = config.reload.watch_interval {
         tasks.spawn(reloader.clone().watch_files(interval));
     }
+    tasks.spawn(crate::takedown_feed::run(handler.clone(), store.clone()));
     tasks.spawn(crate::lists::subscriptions::run(
         reloader.clone(),
         std::time::Duration::from_millis(500),

@@ -88,6 +88,10 @@ pub fn describe(snapshot: &Snapshot, rule: &Rule) -> String {
         Rule::DohCanary => "built-in: use-application-dns.net answers NXDOMAIN so Firefox keeps using this resolver (blocking.block_doh_canary)".to_string(),
         Rule::DesignatedResolver => "built-in bypass prevention: _dns.resolver.arpa answers NODATA so devices do not switch to an encrypted resolver (band bypass_prevention)".to_string(),
         Rule::PrivateRelay => "built-in bypass prevention: iCloud Private Relay answers NXDOMAIN so Apple devices use this resolver (band bypass_prevention)".to_string(),
+        Rule::Takedown { domain, reference, date } => format!(
+            "{domain} is on the authorities' takedown list ({reference}{}{date}); it applies to every band",
+            if date.is_empty() { "" } else { ", " }
+        ),
         Rule::CnameTarget { target, inner } => format!("the answer leads through a CNAME to {target}, which is blocked: {}", describe(snapshot, inner)),
         Rule::List { list, line, domain } => match snapshot.lists_loaded.get(*list) {
             Some(loaded) => format!(

@@ -31,4 +31,6 @@ pub mod reload;
 pub mod reviews;
 pub mod snapshot;
 pub mod stats;
+pub mod takedown;
+pub mod takedown_feed;
 pub mod web;

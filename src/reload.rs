@@ -186,6 +186,7 @@ impl Reloader {
             info!("upstream settings changed: resolver rebuilt");
         }
         snapshot.counters = self.handler.stats.table_for(&snapshot.config);
+        snapshot.takedowns = running.takedowns.clone();
         record_installed(&self.handler.stats, &self.store, &snapshot);
         self.handler.snapshot.store(Arc::new(snapshot));
         Ok(())

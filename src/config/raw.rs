@@ -38,6 +38,18 @@ pub struct RawConfig {
     pub warning_page: RawWarningPage,
     #[serde(default)]
     pub lists: RawLists,
+    #[serde(default)]
+    pub takedown: RawTakedown,
+}
+
+/// `[takedown]`: the authorities' urgent list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTakedown {
+    pub url: Option<Spanned<String>>,
+    pub refresh: Option<Spanned<String>>,
+    /// SHA-256 (hex) of the bearer token allowed to push entries.
+    pub push_token_sha256: Option<Spanned<String>>,
 }
 
 /// `[lists]`: how subscribed lists are downloaded and checked.

@@ -34,6 +34,15 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub warning_page: WarningPageConfig,
     pub lists: ListsConfig,
+    pub takedown: TakedownConfig,
+}
+
+/// `[takedown]`.
+#[derive(Debug, Clone, Default)]
+pub struct TakedownConfig {
+    pub url: Option<String>,
+    pub refresh: Duration,
+    pub push_token_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

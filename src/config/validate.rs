@@ -148,6 +148,39 @@ impl Checker {
             max_skipped: fraction(self, "lists.max_skipped", &raw.lists.max_skipped, 0.2),
         };
         let categories = self.categories(raw.categories, &list_root, &cache_dir);
+        let takedown = TakedownConfig {
+            url: raw.takedown.url.as_ref().and_then(|u| {
+                let text = u.get_ref().trim();
+                if text.starts_with("https://") || text.starts_with("http://") {
+                    Some(text.to_string())
+                } else {
+                    self.error("takedown.url", u, "must be an http:// or https:// URL");
+                    None
+                }
+            }),
+            refresh: match &raw.takedown.refresh {
+                None => Duration::from_secs(300),
+                Some(v) => {
+                    crate::lists::catalogue::parse_interval(v.get_ref()).unwrap_or_else(|| {
+                        self.error("takedown.refresh", v, "not an interval like 30s, 5m, 1h");
+                        Duration::from_secs(300)
+                    })
+                }
+            },
+            push_token_sha256: raw.takedown.push_token_sha256.as_ref().and_then(|t| {
+                let hex = t.get_ref().trim().to_ascii_lowercase();
+                if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Some(hex)
+                } else {
+                    self.error(
+                        "takedown.push_token_sha256",
+                        t,
+                        "must be the 64-hex-digit SHA-256 of the token",
+                    );
+                    None
+                }
+            }),
+        };
         let bands = self.bands(raw.bands, &categories);
         let schools = self.schools(raw.schools, &bands);
         let safe_search_mapping = raw.safe_search.mapping.as_ref().map(|m| match &list_root {
@@ -224,6 +257,7 @@ impl Checker {
             stats,
             privacy,
             lists,
+            takedown,
             warning_page: WarningPageConfig {
                 ca_dir,
                 logo_text: raw.warning_page.logo_text,

@@ -80,6 +80,7 @@ fn block_labels(category: Option<usize>, rule: &Rule) -> (CategorySlot, Option<&
             Some(domain),
         ),
         Rule::Config { domain, .. } => (CategorySlot::DenyList, Some(domain)),
+        Rule::Takedown { domain, .. } => (CategorySlot::Takedown, Some(domain)),
         Rule::CnameTarget { target, inner } => (block_labels(category, inner).0, Some(target)),
         Rule::DohCanary | Rule::DesignatedResolver | Rule::PrivateRelay => {
             (CategorySlot::Bypass, None)
@@ -398,6 +399,12 @@ fn blocked_answer(
             format!("edudns: category {category_id}"),
         ),
         Rule::Config { domain, .. } => (Some(domain.as_str()), "edudns: deny list".to_string()),
+        Rule::Takedown {
+            domain, reference, ..
+        } => (
+            Some(domain.as_str()),
+            format!("edudns: takedown {reference}"),
+        ),
         Rule::CnameTarget { target, inner } => {
             let what = match inner.as_ref() {
                 Rule::List { .. } => format!("category {category_id}"),

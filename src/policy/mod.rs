@@ -76,6 +76,12 @@ pub enum Rule {
     DesignatedResolver,
     /// iCloud Private Relay, answered NXDOMAIN (bypass prevention).
     PrivateRelay,
+    /// An entry of the authorities' takedown list (applies to every band).
+    Takedown {
+        domain: String,
+        reference: String,
+        date: String,
+    },
     /// An allowed name whose answer leads through a CNAME to a blocked name.
     CnameTarget { target: String, inner: Box<Rule> },
 }

@@ -286,6 +286,7 @@ pub fn build(mut config: Config, generation: u64) -> Result<Snapshot, BuildError
         lists_loaded: loaded,
         generation,
         counters: crate::stats::CounterTable::empty(),
+        takedowns: Default::default(),
         built_at: SystemTime::now(),
     })
 }

@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// Per-school counter handles (empty until the running service attaches them).
     pub counters: crate::stats::CounterTable,
+    /// The takedown overlay (shared by every snapshot of the service).
+    pub takedowns: std::sync::Arc<crate::takedown::Takedowns>,
     pub built_at: SystemTime,
 }
 
@@ -48,6 +50,17 @@ impl Snapshot {
     /// `client` at `now`.
     pub fn evaluate(&self, client: Client, name: &str, now: jiff::Timestamp) -> Verdict {
         let name = name.strip_suffix('.').unwrap_or(name);
+        if let Some(entry) = self.takedowns.find(name) {
+            return Verdict::Block {
+                category: None,
+                rule: crate::policy::Rule::Takedown {
+                    domain: entry.domain.clone(),
+                    reference: entry.reference.clone(),
+                    date: entry.date.clone(),
+                },
+                schedule: None,
+            };
+        }
         self.policies.evaluate(client, name, &self.lists, now)
     }
 }

@@ -47,9 +47,11 @@ pub enum CategorySlot {
     DenyList,
     /// Blocked by a built-in bypass rule (DoH canary, DDR, Private Relay).
     Bypass,
+    /// Blocked by the authorities' takedown list.
+    Takedown,
 }
 
-const EXTRA_SLOTS: [&str; 3] = ["none", "deny_list", "bypass"];
+const EXTRA_SLOTS: [&str; 4] = ["none", "deny_list", "bypass", "takedown"];
 const TOP_SHARDS: usize = 8;
 /// Domains tracked per shard of a school's sketch.
 const TOP_CAPACITY: usize = 128;
@@ -117,6 +119,7 @@ impl CounterTable {
             CategorySlot::None => self.categories,
             CategorySlot::DenyList => self.categories + 1,
             CategorySlot::Bypass => self.categories + 2,
+            CategorySlot::Takedown => self.categories + 3,
         }
     }
 
@@ -463,6 +466,7 @@ impl Stats {
             CategorySlot::None => "none".into(),
             CategorySlot::DenyList => "deny_list".into(),
             CategorySlot::Bypass => "bypass".into(),
+            CategorySlot::Takedown => "takedown".into(),
         };
         let mut pending = self.incidents.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() < MAX_PENDING_INCIDENTS {

@@ -101,6 +101,17 @@ pub struct Report {
     pub top_blocked_domains: Vec<DomainCount>,
     pub reviews: Reviews,
     pub lists: Vec<ListVersion>,
+    /// Takedown entries in force during the period and when they took effect.
+    #[serde(default)]
+    pub takedowns: Vec<TakedownInForce>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakedownInForce {
+    pub domain: String,
+    pub reference: String,
+    pub date: String,
+    pub applied_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,6 +276,19 @@ pub fn build(
     }
 
     let lists = list_versions(db, start, end)?;
+    let mut statement = db.prepare("SELECT domain, reference, date, applied_at FROM takedowns WHERE applied_at < ?1 ORDER BY applied_at, domain")?;
+    let takedowns = statement
+        .query_map(params![end], |r| {
+            Ok(TakedownInForce {
+                domain: r.get(0)?,
+                reference: r.get(1)?,
+                date: r.get(2)?,
+                applied_at: jiff::Timestamp::from_second(r.get(3)?)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     let mut report = Report {
         format: REPORT_FORMAT.to_string(),
         schools: vec![SchoolRef {
@@ -283,6 +307,7 @@ pub fn build(
         top_blocked_domains,
         reviews,
         lists,
+        takedowns,
     };
     let days: Vec<(String, String, u64)> = daily
         .iter()
@@ -405,6 +430,7 @@ pub fn merge(reports: &[Report]) -> Option<Report> {
         top_blocked_domains: Vec::new(),
         reviews: Reviews::default(),
         lists: Vec::new(),
+        takedowns: Vec::new(),
         ..first.clone()
     };
     let sum_cells = |cells: Vec<&Cell>| -> Vec<Cell> {
@@ -454,6 +480,11 @@ pub fn merge(reports: &[Report]) -> Option<Report> {
         for list in &report.lists {
             if !merged.lists.contains(list) {
                 merged.lists.push(list.clone());
+            }
+        }
+        for entry in &report.takedowns {
+            if !merged.takedowns.iter().any(|t| t.domain == entry.domain) {
+                merged.takedowns.push(entry.clone());
             }
         }
     }
@@ -574,6 +605,15 @@ pub fn to_csv(report: &Report) -> String {
             field(&list.sha256),
             field(&format!("{} ({})", list.list, list.category)),
             list.entries
+        );
+    }
+    for t in &report.takedowns {
+        let _ = writeln!(
+            out,
+            "takedowns,{},{},{}",
+            field(&t.domain),
+            field(&format!("{} {}", t.reference, t.date)),
+            field(&t.applied_at)
         );
     }
     out

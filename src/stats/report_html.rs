@@ -191,6 +191,17 @@ pub fn to_html(report: &Report) -> String {
             escape(list.sha256.get(..16).unwrap_or(&list.sha256))
         );
     }
+    out.push_str("</table><h2>Gỡ bỏ theo yêu cầu <span class=\"en\">/ Takedown entries in force</span></h2><table><tr><th>Tên miền / Domain</th><th>Căn cứ / Reference</th><th>Hiệu lực từ / In force since</th></tr>");
+    for t in &report.takedowns {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+            escape(&t.domain),
+            escape(&t.reference),
+            escape(&t.date),
+            escape(&t.applied_at)
+        );
+    }
     let _ = write!(
         out,
         "</table><p class=\"note\">Chỉ số liệu tổng hợp; không có địa chỉ hay lịch sử truy cập của học sinh. Ô có ít hơn {k} lượt được ghi \"&lt;{k}\". \

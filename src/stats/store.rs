@@ -92,6 +92,9 @@ impl Store {
         }
         let connection = Connection::open(path).map_err(wrap)?;
         connection.execute_batch(SCHEMA).map_err(wrap)?;
+        connection
+            .execute_batch(crate::takedown::SCHEMA)
+            .map_err(wrap)?;
         Ok(Store {
             path: path.to_path_buf(),
             connection,

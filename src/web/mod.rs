@@ -32,6 +32,11 @@ pub fn management_router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/reports", get(reports))
         .route("/api/v1/lists", get(lists))
+        .route(
+            "/api/v1/takedowns",
+            get(takedowns_list).post(takedowns_push),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
         .with_state(state)
 }
 
@@ -98,6 +103,92 @@ async fn lists(State(state): State<AppState>) -> Response {
         }
     }
     Json(serde_json::json!({ "generation": snapshot.generation, "lists": out })).into_response()
+}
+
+async fn takedowns_list(State(state): State<AppState>) -> Response {
+    Json(serde_json::json!({ "takedowns": state.handler.snapshot.load().takedowns.all() }))
+        .into_response()
+}
+
+/// `POST /api/v1/takedowns` with `Authorization: Bearer TOKEN` whose SHA-256
+/// is `takedown.push_token_sha256`, and a JSON array of
+/// `{domain, reference, date}`: applied to every band at once.
+async fn takedowns_push(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use sha2::{Digest, Sha256};
+    let expected = state
+        .handler
+        .snapshot
+        .load()
+        .config
+        .takedown
+        .push_token_sha256
+        .clone();
+    let Some(expected) = expected else {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "pushing takedowns is not enabled (takedown.push_token_sha256)",
+        );
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return problem(StatusCode::UNAUTHORIZED, "missing bearer token");
+    };
+    let actual: String = Sha256::digest(token.trim().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let same = actual.len() == expected.len()
+        && actual
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return problem(StatusCode::UNAUTHORIZED, "wrong token");
+    }
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| !v.starts_with("application/json"))
+    {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send Content-Type: application/json",
+        );
+    }
+    let Ok(entries) = serde_json::from_slice::<Vec<crate::takedown::Takedown>>(&body) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON array of {\"domain\", \"reference\", \"date\"}",
+        );
+    };
+    let mut valid = Vec::new();
+    for mut entry in entries {
+        match crate::lists::name::normalize(&entry.domain) {
+            Ok(name) => {
+                entry.domain = name.into_owned();
+                valid.push(entry);
+            }
+            Err(e) => return problem(StatusCode::BAD_REQUEST, format!("{:?}: {e}", entry.domain)),
+        }
+    }
+    let Some(store) = state.store.clone() else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "statistics database is not open",
+        );
+    };
+    match crate::takedown_feed::apply(&state.handler, &store, "api", valid, false).await {
+        Ok((added, _)) => Json(serde_json::json!({ "added": added })).into_response(),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 #[derive(Deserialize)]

@@ -238,6 +238,10 @@ fn explain_block(
             config.categories[c].id.clone(),
             config.categories[c].name.clone(),
         ),
+        (None, Rule::Takedown { .. }) => (
+            "takedown".into(),
+            "Theo yêu cầu của cơ quan chức năng / Ordered by the authorities".into(),
+        ),
         (None, Rule::Config { .. }) => (
             "deny_list".into(),
             "Danh sách chặn của trường / School's block list".into(),

@@ -13,4 +13,5 @@ mod protocol;
 mod reload;
 mod stats;
 mod subscriptions;
+mod takedown;
 mod warning;
