@@ -150,6 +150,10 @@ async fn attempt(
             return Err(Rejected::TooLarge(limits.max_bytes));
         }
     }
+    // A gzip file served as is (`list.txt.gz`, no Content-Encoding).
+    if body.starts_with(&[0x1f, 0x8b]) {
+        body = gunzip(&body, limits.max_bytes)?;
+    }
     let sha256: String = Sha256::digest(&body)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -198,6 +202,19 @@ async fn attempt(
             ..meta.clone()
         },
     ))
+}
+
+fn gunzip(bytes: &[u8], limit: u64) -> Result<Vec<u8>, Rejected> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Rejected::Transfer(format!("broken gzip: {e}")))?;
+    if out.len() as u64 > limit {
+        return Err(Rejected::TooLarge(limit));
+    }
+    Ok(out)
 }
 
 /// Refreshes one subscription: up to 3 attempts with backoff and jitter for

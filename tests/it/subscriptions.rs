@@ -355,3 +355,27 @@ async fn cli_status_update_and_the_lists_api_show_failures() {
         "{feed}"
     );
 }
+
+#[tokio::test]
+async fn a_gzip_file_is_accepted() {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(domains(30, "gz").as_bytes()).unwrap();
+    let compressed = encoder.finish().unwrap();
+    let app = axum::Router::new().route(
+        "/list.txt.gz",
+        axum::routing::get(move || async move { compressed.clone() }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), format!("http://{addr}/list.txt.gz"), None);
+    let result = download::refresh(&download::client(&limits()), &spec, &limits(), BACKOFF).await;
+    assert_eq!(result, Ok(Refreshed::Updated { entries: 30 }));
+    assert!(
+        std::fs::read_to_string(&spec.path)
+            .unwrap()
+            .contains("gz7.example")
+    );
+}
