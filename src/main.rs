@@ -391,7 +391,16 @@ fn report_config_error(error: &ConfigError) -> ExitCode {
 fn explain(source: ConfigSource, client: IpAddr, name: &str, at: Option<&str>) -> ExitCode {
     let loaded = edudns::reload::load_snapshot(&source, &Overrides::default(), 1);
     match loaded {
-        Ok(snapshot) => {
+        Ok(mut snapshot) => {
+            // Takedown entries in force live in the statistics database.
+            if snapshot.config.stats.database.exists()
+                && let Ok(store) =
+                    edudns::stats::store::Store::open(&snapshot.config.stats.database)
+            {
+                let overlay = std::sync::Arc::new(edudns::takedown::Takedowns::default());
+                let _ = edudns::takedown::load(store.connection(), &overlay);
+                snapshot.takedowns = overlay;
+            }
             let when = match at {
                 None => jiff::Timestamp::now(),
                 Some(text) => {
