@@ -197,6 +197,14 @@ impl Handler {
                 ResponseCode::NotImp,
             )));
         }
+        // EDNS versions other than 0 get BADVERS with our version (RFC 6891).
+        if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            bump(&self.counters.not_implemented);
+            return Some(Response::Ready(answer::response_to(
+                request,
+                ResponseCode::BADVERS,
+            )));
+        }
         let [query] = request.queries.as_slice() else {
             bump(&self.counters.malformed);
             return Some(Response::Ready(answer::response_to(

@@ -3,6 +3,7 @@
 //! server on loopback, and talks to it with a real DNS client.
 
 mod harness;
+mod hostile;
 mod upstream;
 
 mod bypass;
