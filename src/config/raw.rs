@@ -225,6 +225,8 @@ pub struct RawBand {
     pub youtube: Option<Spanned<String>>,
     /// DDR, iCloud Private Relay and the like (default on).
     pub bypass_prevention: Option<bool>,
+    /// Queries per second one client address may send (0 or unset = no limit).
+    pub max_qps_per_client: Option<Spanned<i64>>,
     #[serde(default)]
     pub schedule: Vec<RawSchedule>,
 }

@@ -211,6 +211,8 @@ pub struct Band {
     pub bypass_prevention: bool,
     /// Categories blocked only in weekly windows.
     pub schedules: Vec<Schedule>,
+    /// Per-client query rate limit (queries per second); 0 = none.
+    pub max_qps_per_client: u32,
 }
 
 /// YouTube restricted mode for a band.

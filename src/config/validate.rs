@@ -690,6 +690,10 @@ impl Checker {
                 safe_search: band.safe_search.unwrap_or(false),
                 youtube,
                 bypass_prevention: band.bypass_prevention.unwrap_or(true),
+                max_qps_per_client: band.max_qps_per_client.as_ref().map_or(0, |v| {
+                    self.non_negative(&format!("{key}.max_qps_per_client"), v)
+                        .min(u64::from(u32::MAX)) as u32
+                }),
                 schedules,
             });
         }

@@ -52,6 +52,8 @@ counters! {
     truncated,
     /// Non-QUERY opcodes and classes other than IN.
     not_implemented,
+    /// Queries dropped by the per-client rate limit of the client's band.
+    rate_limited,
 }
 
 /// Adds one to a counter.

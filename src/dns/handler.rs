@@ -70,6 +70,8 @@ pub struct Handler {
     pub clock: Arc<dyn Clock>,
     /// Metric families (histograms); per-school counters live in the snapshot.
     pub stats: Arc<Stats>,
+    /// Per-client rate limit buckets.
+    pub limiter: super::ratelimit::RateLimiter,
 }
 
 /// The category label and top-k domain of a blocking rule.
@@ -101,6 +103,7 @@ impl Handler {
             counters: Counters::default(),
             clock,
             stats,
+            limiter: Default::default(),
         }
     }
 
@@ -223,6 +226,11 @@ impl Handler {
                 OutsideClients::Drop => None,
             };
         };
+        let qps = snapshot.config.bands[client.band].max_qps_per_client;
+        if qps > 0 && !self.limiter.allow(src.ip(), qps, Instant::now()) {
+            bump(&self.counters.rate_limited);
+            return None;
+        }
         if query.query_class != DNSClass::IN {
             bump(&self.counters.not_implemented);
             return Some(Response::Ready(answer::response_to(

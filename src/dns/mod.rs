@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod counters;
 pub mod handler;
+pub mod ratelimit;
 pub mod server;
 pub mod upstream;
 

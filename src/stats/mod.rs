@@ -520,6 +520,7 @@ impl Stats {
             ("malformed", protocol.malformed),
             ("truncated", protocol.truncated),
             ("not_implemented", protocol.not_implemented),
+            ("rate_limited", protocol.rate_limited),
         ] {
             let counter = self.packets.with_label_values(&[event]);
             counter.inc_by(value.saturating_sub(counter.get()));

@@ -164,3 +164,45 @@ async fn edns_compliance_as_dig_checks_it() {
     let dnssec = dig(&server, &["+dnssec", "bet.example"]);
     assert!(dnssec.contains("flags: do;"), "DO bit echoed: {dnssec}");
 }
+
+#[tokio::test]
+async fn a_flooding_client_is_limited_and_others_are_not() {
+    let config = base_config("").replace(
+        "[[band]]\nid = \"teen\"\nblock = [\"gambling\"]",
+        "[[band]]\nid = \"teen\"\nblock = [\"gambling\"]\nmax_qps_per_client = 20",
+    );
+    let server = TestServer::start(&config, None).await;
+    // 127.0.0.3 (teen) floods 400 queries as fast as it can.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.3:0").await.unwrap();
+    let query = query_message(1, "bet.example.", RecordType::A, false)
+        .to_vec()
+        .unwrap();
+    for _ in 0..400 {
+        socket.send_to(&query, server.addr).await.unwrap();
+    }
+    let mut answered = 0;
+    let mut buffer = [0u8; 512];
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buffer)).await
+    {
+        answered += 1;
+    }
+    assert!(
+        (15..=40).contains(&answered),
+        "about one second's worth answered, got {answered}"
+    );
+    assert!(server.counters().rate_limited >= 350);
+    // Other clients (the school's unknown band, and young): full service.
+    for src in ["127.0.0.5", "127.0.0.2"] {
+        for _ in 0..30 {
+            assert_eq!(
+                a_records(&query_udp(server.addr, src, "bet.example.", RecordType::A).await),
+                vec!["10.99.0.1"]
+            );
+        }
+    }
+    // The flooder recovers once its bucket refills.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = query_udp(server.addr, "127.0.0.3", "bet.example.", RecordType::A).await;
+    assert_eq!(a_records(&answer), vec!["10.99.0.1"]);
+}
