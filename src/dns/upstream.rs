@@ -138,28 +138,54 @@ impl Upstream {
 
     /// Resolves `(name, type)` from the cache, or upstream sharing one query
     /// among identical questions in flight. Never hangs: one deadline bounds it.
-    pub async fn resolve(&self, name: &Name, record_type: RecordType) -> Resolved {
+    ///
+    /// Serve-stale (RFC 8767): when a cached answer has expired and the
+    /// upstream fails or has not answered within 1.8 s, the expired answer is
+    /// served with a 30 s TTL while the refresh goes on in the background.
+    /// Failures themselves are remembered for 5 s so a dead upstream is not
+    /// asked again for every query.
+    pub async fn resolve(self: &Arc<Self>, name: &Name, record_type: RecordType) -> Resolved {
         let key = (name.to_lowercase(), record_type);
-        if let Some(answer) = self.cached(&key) {
-            return Resolved {
-                answer,
-                from_cache: true,
-                upstream_time: None,
-            };
-        }
+        let stale = match self.cached(&key) {
+            Lookup::Fresh(answer) => {
+                return Resolved {
+                    answer,
+                    from_cache: true,
+                    upstream_time: None,
+                };
+            }
+            Lookup::Stale(answer) => Some(answer),
+            Lookup::Miss => None,
+        };
         let started = Instant::now();
-        let answer = self.resolve_upstream(key.clone(), record_type).await;
+        let answer = match stale {
+            None => self.resolve_upstream(key.clone(), record_type).await,
+            Some(stale) => {
+                let this = self.clone();
+                let refresh_key = key.clone();
+                let mut refresh = tokio::spawn(async move {
+                    let answer = this
+                        .resolve_upstream(refresh_key.clone(), record_type)
+                        .await;
+                    this.store(refresh_key, &answer);
+                    answer
+                });
+                match tokio::time::timeout(STALE_ANSWER_AFTER, &mut refresh).await {
+                    Ok(Ok(answer)) if !matches!(answer.as_ref(), UpstreamAnswer::Failed { .. }) => {
+                        answer
+                    }
+                    _ => {
+                        return Resolved {
+                            answer: stale,
+                            from_cache: true,
+                            upstream_time: None,
+                        };
+                    }
+                }
+            }
+        };
         let elapsed = started.elapsed();
-        if let (Some(cache), Some(ttl)) = (&self.cache, cacheable_ttl(&answer)) {
-            cache.insert(
-                key,
-                Arc::new(Cached {
-                    answer: answer.clone(),
-                    stored: Instant::now(),
-                    ttl,
-                }),
-            );
-        }
+        self.store(key, &answer);
         Resolved {
             answer,
             from_cache: false,
@@ -167,42 +193,53 @@ impl Upstream {
         }
     }
 
-    /// A cached answer with its TTLs counted down, if still fresh.
-    fn cached(&self, key: &Key) -> Option<Arc<UpstreamAnswer>> {
-        let cache = self.cache.as_ref()?;
-        let entry = cache.get(key)?;
+    /// Caches an answer; a failure never replaces a good (even stale) answer.
+    fn store(&self, key: Key, answer: &Arc<UpstreamAnswer>) {
+        let Some(cache) = &self.cache else { return };
+        let Some(ttl) = cacheable_ttl(answer) else {
+            return;
+        };
+        if matches!(answer.as_ref(), UpstreamAnswer::Failed { .. })
+            && cache
+                .get(&key)
+                .is_some_and(|c| !matches!(c.answer.as_ref(), UpstreamAnswer::Failed { .. }))
+        {
+            return;
+        }
+        cache.insert(
+            key,
+            Arc::new(Cached {
+                answer: answer.clone(),
+                stored: Instant::now(),
+                ttl,
+            }),
+        );
+    }
+
+    /// A cached answer: fresh (TTLs counted down), stale (expired less than
+    /// a day ago: TTL 30 s), or nothing.
+    fn cached(&self, key: &Key) -> Lookup {
+        let Some(cache) = self.cache.as_ref() else {
+            return Lookup::Miss;
+        };
+        let Some(entry) = cache.get(key) else {
+            return Lookup::Miss;
+        };
         let age = entry.stored.elapsed().as_secs().min(u64::from(u32::MAX)) as u32;
+        let failed = matches!(entry.answer.as_ref(), UpstreamAnswer::Failed { .. });
         if age >= entry.ttl {
-            cache.remove(key);
-            return None;
+            if failed || age >= entry.ttl.saturating_add(STALE_KEEP_SECS) {
+                cache.remove(key);
+                return Lookup::Miss;
+            }
+            return Lookup::Stale(Arc::new(with_ttl(&entry.answer, |_| STALE_TTL)));
         }
         if age == 0 {
-            return Some(entry.answer.clone());
+            return Lookup::Fresh(entry.answer.clone());
         }
-        let age_records = |records: &[Record]| -> Vec<Record> {
-            records
-                .iter()
-                .cloned()
-                .map(|mut r| {
-                    r.ttl = r.ttl.saturating_sub(age);
-                    r
-                })
-                .collect()
-        };
-        Some(Arc::new(match entry.answer.as_ref() {
-            UpstreamAnswer::Records {
-                answers,
-                authorities,
-            } => UpstreamAnswer::Records {
-                answers: age_records(answers),
-                authorities: age_records(authorities),
-            },
-            UpstreamAnswer::Negative { code, authorities } => UpstreamAnswer::Negative {
-                code: *code,
-                authorities: age_records(authorities),
-            },
-            failed => failed.clone(),
-        }))
+        Lookup::Fresh(Arc::new(with_ttl(&entry.answer, |ttl| {
+            ttl.saturating_sub(age)
+        })))
     }
 
     async fn resolve_upstream(&self, key: Key, record_type: RecordType) -> Arc<UpstreamAnswer> {
@@ -245,8 +282,51 @@ impl Upstream {
     }
 }
 
+/// What the cache holds for a question.
+enum Lookup {
+    Fresh(Arc<UpstreamAnswer>),
+    Stale(Arc<UpstreamAnswer>),
+    Miss,
+}
+
+/// RFC 8767 values: the client-response timer, the TTL of stale answers,
+/// and how long past expiry an answer may still be served stale.
+const STALE_ANSWER_AFTER: Duration = Duration::from_millis(1800);
+const STALE_TTL: u32 = 30;
+const STALE_KEEP_SECS: u32 = 86_400;
+/// How long a failed lookup is remembered.
+const FAILURE_TTL: u32 = 5;
+
+/// A copy of `answer` with every record's TTL mapped.
+fn with_ttl(answer: &UpstreamAnswer, ttl: impl Fn(u32) -> u32) -> UpstreamAnswer {
+    let map = |records: &[Record]| -> Vec<Record> {
+        records
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.ttl = ttl(r.ttl);
+                r
+            })
+            .collect()
+    };
+    match answer {
+        UpstreamAnswer::Records {
+            answers,
+            authorities,
+        } => UpstreamAnswer::Records {
+            answers: map(answers),
+            authorities: map(authorities),
+        },
+        UpstreamAnswer::Negative { code, authorities } => UpstreamAnswer::Negative {
+            code: *code,
+            authorities: map(authorities),
+        },
+        failed => failed.clone(),
+    }
+}
+
 /// How long an answer may be cached: the smallest TTL of its records (the
-/// SOA minimum for negative answers, RFC 2308); failures are not cached.
+/// SOA minimum for negative answers, RFC 2308); failures for 5 s.
 fn cacheable_ttl(answer: &UpstreamAnswer) -> Option<u32> {
     match answer {
         UpstreamAnswer::Records { answers, .. } => {
@@ -262,7 +342,7 @@ fn cacheable_ttl(answer: &UpstreamAnswer) -> Option<u32> {
                 .unwrap_or(NEGATIVE_TTL_WITHOUT_SOA),
         )
         .filter(|ttl| *ttl > 0),
-        UpstreamAnswer::Failed { .. } => None,
+        UpstreamAnswer::Failed { .. } => Some(FAILURE_TTL),
     }
 }
 

@@ -206,3 +206,75 @@ async fn a_flooding_client_is_limited_and_others_are_not() {
     let answer = query_udp(server.addr, "127.0.0.3", "bet.example.", RecordType::A).await;
     assert_eq!(a_records(&answer), vec!["10.99.0.1"]);
 }
+
+#[tokio::test]
+async fn with_every_upstream_unreachable_it_starts_and_blocks_within_two_seconds() {
+    let started = std::time::Instant::now();
+    // Upstream 127.0.0.1:1: nothing listens.
+    let server = TestServer::start(&base_config(""), None).await;
+    let blocked = server.query("bet.example.", RecordType::A).await;
+    assert_eq!(a_records(&blocked), vec!["10.99.0.1"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn serve_stale_when_the_upstream_goes_silent() {
+    use crate::upstream::TestUpstream;
+    use std::net::Ipv4Addr;
+    let upstream = TestUpstream::builder()
+        .ttl(1)
+        .a("cached.example", Ipv4Addr::new(192, 0, 2, 5))
+        .start()
+        .await;
+    let server = TestServer::start(&base_config(""), Some(upstream)).await;
+    assert_eq!(
+        a_records(&server.query("cached.example.", RecordType::A).await),
+        vec!["192.0.2.5"]
+    );
+    let upstream = server.upstream.as_ref().unwrap();
+    upstream.set_silent(true);
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the TTL of 1 s has run out
+    let started = std::time::Instant::now();
+    let stale = server.query("cached.example.", RecordType::A).await;
+    let took = started.elapsed();
+    assert_eq!(a_records(&stale), vec!["192.0.2.5"], "served stale");
+    assert_eq!(stale.answers[0].ttl, 30, "stale answers carry TTL 30");
+    assert!(
+        took < Duration::from_millis(2200),
+        "within the 1.8 s client-response timer: {took:?}"
+    );
+    // Uncached names: SERVFAIL within 2 s; the failure is then remembered.
+    let started = std::time::Instant::now();
+    let fail = server.query("uncached.example.", RecordType::A).await;
+    assert_eq!(fail.metadata.response_code, ResponseCode::ServFail);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let asked = upstream.queries();
+    let again = server.query("uncached.example.", RecordType::A).await;
+    assert_eq!(again.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(
+        upstream.queries(),
+        asked,
+        "a failure is cached briefly, not asked again at once"
+    );
+    // Blocked names stay blocked.
+    assert_eq!(
+        a_records(&server.query("bet.example.", RecordType::A).await),
+        vec!["10.99.0.1"]
+    );
+    // The upstream returns: fresh answers again.
+    upstream.set_silent(false);
+    let mut fresh = false;
+    for _ in 0..40 {
+        let answer = server.query("cached.example.", RecordType::A).await;
+        if answer.answers.first().is_some_and(|r| r.ttl <= 1) {
+            fresh = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(fresh, "recovered after the upstream came back");
+}

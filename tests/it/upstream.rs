@@ -12,7 +12,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, UdpSocket};
 struct Zone {
     records: HashMap<(String, RecordType), Vec<Record>>,
     delay: Option<Duration>,
+    ttl: Option<u32>,
 }
 
 /// Builder for the upstream's data.
@@ -34,7 +35,7 @@ fn name(text: &str) -> Name {
 
 impl UpstreamBuilder {
     fn add(mut self, owner: &str, rtype: RecordType, rdata: RData) -> Self {
-        let record = Record::from_rdata(name(owner), 300, rdata);
+        let record = Record::from_rdata(name(owner), self.zone.ttl.unwrap_or(300), rdata);
         self.zone
             .records
             .entry((owner.to_ascii_lowercase(), rtype))
@@ -64,6 +65,12 @@ impl UpstreamBuilder {
         self
     }
 
+    /// TTL of the records added after this call.
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        self.zone.ttl = Some(seconds);
+        self
+    }
+
     /// Every answer waits this long.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.zone.delay = Some(delay);
@@ -72,9 +79,11 @@ impl UpstreamBuilder {
 
     pub async fn start(self) -> TestUpstream {
         let queries = Arc::new(AtomicUsize::new(0));
+        let silent = Arc::new(AtomicBool::new(false));
         let handler = ZoneHandler {
             zone: Arc::new(self.zone),
             queries: queries.clone(),
+            silent: silent.clone(),
         };
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();
@@ -85,6 +94,7 @@ impl UpstreamBuilder {
         TestUpstream {
             addr,
             queries,
+            silent,
             _server: server,
         }
     }
@@ -94,12 +104,18 @@ impl UpstreamBuilder {
 pub struct TestUpstream {
     pub addr: SocketAddr,
     queries: Arc<AtomicUsize>,
+    silent: Arc<AtomicBool>,
     _server: Server<ZoneHandler>,
 }
 
 impl TestUpstream {
     pub fn builder() -> UpstreamBuilder {
         UpstreamBuilder::default()
+    }
+
+    /// Black-holes the upstream: questions are received and never answered.
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::SeqCst);
     }
 
     /// Questions received so far.
@@ -111,6 +127,7 @@ impl TestUpstream {
 struct ZoneHandler {
     zone: Arc<Zone>,
     queries: Arc<AtomicUsize>,
+    silent: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -121,6 +138,9 @@ impl RequestHandler for ZoneHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         self.queries.fetch_add(1, Ordering::SeqCst);
+        if self.silent.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         if let Some(delay) = self.zone.delay {
             tokio::time::sleep(delay).await;
         }
