@@ -67,7 +67,43 @@ pub struct Upstream {
     /// per-school cache-hit counters need, which hickory's internal cache
     /// does not tell.
     cache: Option<quick_cache::sync::Cache<Key, Arc<Cached>>>,
+    /// Upstream lookups in flight per parent domain (random-subdomain floods).
+    per_domain: DashMap<Box<str>, usize>,
     config: UpstreamConfig,
+}
+
+/// Upstream lookups at once under one parent domain; beyond this a
+/// random-subdomain flood gets SERVFAIL instead of hammering the upstream.
+pub const MAX_IN_FLIGHT_PER_DOMAIN: usize = 32;
+
+/// The last two labels of a name (`a.b.example.com.` → `example.com`): the
+/// unit a random-subdomain flood is counted by.
+fn parent_domain(name: &Name) -> Box<str> {
+    let text = name.to_ascii();
+    let text = text.trim_end_matches('.');
+    let mut dots = text.rmatch_indices('.');
+    let _ = dots.next();
+    match dots.next() {
+        Some((i, _)) => text[i + 1..].into(),
+        None => text.into(),
+    }
+}
+
+/// Releases a per-domain slot.
+struct DomainSlot<'a> {
+    table: &'a DashMap<Box<str>, usize>,
+    domain: Box<str>,
+}
+
+impl Drop for DomainSlot<'_> {
+    fn drop(&mut self) {
+        if let dashmap::Entry::Occupied(mut entry) = self.table.entry(self.domain.clone()) {
+            *entry.get_mut() -= 1;
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+        }
+    }
 }
 
 /// Removes the in-flight entry even if the leading query is cancelled.
@@ -126,6 +162,7 @@ impl Upstream {
             in_flight: DashMap::new(),
             cache: (config.cache_size > 0)
                 .then(|| quick_cache::sync::Cache::new(config.cache_size)),
+            per_domain: DashMap::new(),
             config: config.clone(),
         })
     }
@@ -243,9 +280,25 @@ impl Upstream {
     }
 
     async fn resolve_upstream(&self, key: Key, record_type: RecordType) -> Arc<UpstreamAnswer> {
-        let (pending, _guard) = match self.in_flight.entry(key.clone()) {
-            dashmap::Entry::Occupied(entry) => (entry.get().clone(), None),
+        let (pending, _guard, _slot) = match self.in_flight.entry(key.clone()) {
+            dashmap::Entry::Occupied(entry) => (entry.get().clone(), None, None),
             dashmap::Entry::Vacant(entry) => {
+                let domain = parent_domain(&key.0);
+                {
+                    let mut count = self.per_domain.entry(domain.clone()).or_insert(0);
+                    if *count >= MAX_IN_FLIGHT_PER_DOMAIN {
+                        return Arc::new(UpstreamAnswer::Failed {
+                            reason: format!(
+                                "more than {MAX_IN_FLIGHT_PER_DOMAIN} lookups under {domain} at once"
+                            ),
+                        });
+                    }
+                    *count += 1;
+                }
+                let slot = DomainSlot {
+                    table: &self.per_domain,
+                    domain,
+                };
                 let resolver = self.resolver.clone();
                 let name = key.0.clone();
                 let deadline = self.config.timeout;
@@ -270,7 +323,7 @@ impl Upstream {
                     table: &self.in_flight,
                     key: Some(key),
                 };
-                (future, Some(guard))
+                (future, Some(guard), Some(slot))
             }
         };
         pending.await
