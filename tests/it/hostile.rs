@@ -322,3 +322,49 @@ async fn a_random_subdomain_flood_is_capped_per_domain() {
         "upstream saw {flood} queries for 300 flood names (cap {cap} lookups)"
     );
 }
+
+#[tokio::test]
+async fn a_rogue_upstream_cannot_poison_other_names_and_ports_and_ids_are_random() {
+    use crate::upstream::TestUpstream;
+    use std::net::Ipv4Addr;
+    // The upstream answers attacker.example, and slips in an A record for victim.example.
+    let upstream = TestUpstream::builder()
+        .a("attacker.example", Ipv4Addr::new(198, 51, 100, 1))
+        .a("victim.example", Ipv4Addr::new(192, 0, 2, 80))
+        .rogue_a("victim.example", Ipv4Addr::new(198, 51, 100, 66))
+        .start()
+        .await;
+    let server = TestServer::start(&base_config(""), Some(upstream)).await;
+    let _ = server.query("attacker.example.", RecordType::A).await;
+    let victim = server.query("victim.example.", RecordType::A).await;
+    assert_eq!(
+        a_records(&victim),
+        vec!["192.0.2.80"],
+        "the extra record in attacker's answer never poisons victim.example"
+    );
+    assert_eq!(
+        server.upstream.as_ref().unwrap().queries(),
+        2,
+        "victim.example was asked upstream itself"
+    );
+
+    // Source ports and message ids of upstream queries vary.
+    for i in 0..20 {
+        let _ = server.query(&format!("n{i}.example."), RecordType::A).await;
+    }
+    let seen = server.upstream.as_ref().unwrap().seen();
+    let ports: std::collections::HashSet<u16> = seen.iter().map(|s| s.0).collect();
+    let ids: std::collections::HashSet<u16> = seen.iter().map(|s| s.1).collect();
+    assert!(
+        ports.len() >= seen.len() / 2,
+        "random source ports: {} distinct of {}",
+        ports.len(),
+        seen.len()
+    );
+    assert!(
+        ids.len() >= seen.len() - 1,
+        "random ids: {} distinct of {}",
+        ids.len(),
+        seen.len()
+    );
+}

@@ -11,14 +11,16 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 
 #[derive(Default)]
 struct Zone {
     records: HashMap<(String, RecordType), Vec<Record>>,
+    /// Records a rogue upstream slips into every answer.
+    rogue: Vec<Record>,
     delay: Option<Duration>,
     ttl: Option<u32>,
 }
@@ -65,6 +67,15 @@ impl UpstreamBuilder {
         self
     }
 
+    /// Acts as a rogue upstream: adds this record (for another name) to
+    /// every answer.
+    pub fn rogue_a(mut self, owner: &str, ip: Ipv4Addr) -> Self {
+        self.zone
+            .rogue
+            .push(Record::from_rdata(name(owner), 300, RData::A(A(ip))));
+        self
+    }
+
     /// TTL of the records added after this call.
     pub fn ttl(mut self, seconds: u32) -> Self {
         self.zone.ttl = Some(seconds);
@@ -80,10 +91,12 @@ impl UpstreamBuilder {
     pub async fn start(self) -> TestUpstream {
         let queries = Arc::new(AtomicUsize::new(0));
         let silent = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let handler = ZoneHandler {
             zone: Arc::new(self.zone),
             queries: queries.clone(),
             silent: silent.clone(),
+            seen: seen.clone(),
         };
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();
@@ -95,6 +108,7 @@ impl UpstreamBuilder {
             addr,
             queries,
             silent,
+            seen,
             _server: server,
         }
     }
@@ -105,6 +119,7 @@ pub struct TestUpstream {
     pub addr: SocketAddr,
     queries: Arc<AtomicUsize>,
     silent: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(u16, u16)>>>,
     _server: Server<ZoneHandler>,
 }
 
@@ -118,6 +133,11 @@ impl TestUpstream {
         self.silent.store(silent, Ordering::SeqCst);
     }
 
+    /// (source port, message id) of every question received.
+    pub fn seen(&self) -> Vec<(u16, u16)> {
+        self.seen.lock().unwrap().clone()
+    }
+
     /// Questions received so far.
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
@@ -128,6 +148,7 @@ struct ZoneHandler {
     zone: Arc<Zone>,
     queries: Arc<AtomicUsize>,
     silent: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(u16, u16)>>>,
 }
 
 #[async_trait::async_trait]
@@ -138,6 +159,10 @@ impl RequestHandler for ZoneHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         self.queries.fetch_add(1, Ordering::SeqCst);
+        self.seen
+            .lock()
+            .unwrap()
+            .push((request.src().port(), request.metadata.id));
         if self.silent.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
@@ -153,12 +178,16 @@ impl RequestHandler for ZoneHandler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         metadata.recursion_available = true;
-        let answers: Vec<Record> = self
+        let mut answers: Vec<Record> = self
             .zone
             .records
             .get(&(owner.clone(), query.query_type()))
             .cloned()
             .unwrap_or_default();
+        if !answers.is_empty() {
+            let asked = name(&owner);
+            answers.extend(self.zone.rogue.iter().filter(|r| r.name != asked).cloned());
+        }
         let known_name = self.zone.records.keys().any(|(n, _)| *n == owner);
         let soa = vec![Record::from_rdata(
             name("test"),
