@@ -18,7 +18,11 @@ pub fn explain(snapshot: &Snapshot, client_ip: IpAddr, name: &str, at: jiff::Tim
     let Some(client) = snapshot.classify(client_ip) else {
         let _ = writeln!(
             out,
-            "school:  none — {client_ip} is outside every school network\nverdict: REFUSED (not an open resolver) / Từ chối"
+            "school:  none — {client_ip} is outside every school network\nverdict: {} (not an open resolver) / Từ chối",
+            match config.server.outside_clients {
+                crate::config::OutsideClients::Refuse => "REFUSED",
+                crate::config::OutsideClients::Drop => "NO ANSWER (outside_clients = \"drop\")",
+            }
         );
         return out;
     };
