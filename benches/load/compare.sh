@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# edudns vs Unbound on the same ~1.1M-domain blocklist, same wildcard
+# upstream, same pinning: answers per server CPU-second per workload.
+# Server on core 0, dnsperf on core 1, loopback only, about 3 minutes.
+#   bash benches/load/compare.sh          [SECONDS_RUN=10]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+data="$root/../shared/data"
+seconds=${SECONDS_RUN:-10}
+for tool in dnsperf unbound; do
+  command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf unbound >/dev/null; break; }
+done
+cargo build --release --quiet
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# The blocklist: every listed name of the real lists, deduplicated.
+python3 - "$data" "$work/domains.txt" <<'PY'
+import os, sys
+data, out = sys.argv[1], sys.argv[2]
+seen = set()
+for d in ["ut1", "hagezi", "hostsvn", "blocklistproject", "sinfonietta"]:
+    for f in sorted(os.listdir(os.path.join(data, d))):
+        for line in open(os.path.join(data, d, f), encoding="utf-8", errors="replace"):
+            line = line.split("#")[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            name = (parts[1] if len(parts) > 1 and parts[0] in ("0.0.0.0", "127.0.0.1", "::") else parts[0]).lower().rstrip(".")
+            name = name[2:] if name.startswith("*.") else name
+            labels = name.split(".")
+            if (all(c.isalnum() or c in "-._" for c in name) and len(labels) > 1
+                    and all(0 < len(l) <= 63 for l in labels) and not name.replace(".", "").isdigit()):
+                seen.add(name)
+with open(out, "w") as f:
+    f.write("\n".join(sorted(seen)) + "\n")
+print(len(seen), "domains")
+PY
+
+# Wildcard upstream on loopback (answers every name).
+cat > "$work/upstream.conf" <<UNBOUND
+server:
+  interface: 127.0.0.1@5399
+  do-daemonize: no
+  use-syslog: no
+  chroot: ""
+  username: ""
+  pidfile: ""
+  access-control: 127.0.0.0/8 allow
+  local-zone: "." redirect
+  local-data: ". 300 IN A 192.0.2.1"
+UNBOUND
+taskset -c 1 unbound -c "$work/upstream.conf" 2>"$work/upstream.log" &
+
+# Unbound as the filter: one local-zone per blocked domain, forwarding the rest.
+{
+  echo 'server:'
+  echo '  interface: 127.0.0.1@5397'
+  echo '  do-daemonize: no'
+  echo '  use-syslog: no'
+  echo '  chroot: ""'
+  echo '  username: ""'
+  echo '  pidfile: ""'
+  echo '  num-threads: 1'
+  echo '  access-control: 127.0.0.0/8 allow'
+  echo '  do-not-query-localhost: no'
+  echo '  msg-cache-size: 64m'
+  echo '  rrset-cache-size: 128m'
+  awk '{print "  local-zone: \"" $1 ".\" always_nxdomain"}' "$work/domains.txt"
+  echo 'forward-zone:'
+  echo '  name: "."'
+  echo '  forward-addr: 127.0.0.1@5399'
+} > "$work/unbound.conf"
+
+cat > "$work/edudns.toml" <<TOML
+[server]
+dns_listen = ["127.0.0.1:5398"]
+management_listen = "127.0.0.1:0"
+[upstream]
+servers = ["127.0.0.1:5399"]
+cache_size = 200000
+[blocking]
+mode = "nxdomain"
+[reload]
+watch_interval_secs = 0
+[stats]
+database = "$work/stats.sqlite"
+[[category]]
+id = "all"
+lists = [{ path = "$work/domains.txt", format = "plain" }]
+[[band]]
+id = "students"
+block = ["all"]
+[[school]]
+id = "bench"
+networks = ["127.0.0.0/8"]
+TOML
+
+# Workloads.
+awk 'NR % 20 == 1 {print $1 " A"; n++} n >= 50000 {exit}' "$work/domains.txt" > "$work/blocked.q"
+awk -F, 'NR > 1 && n < 20000 {print $2 " A"; n++}' "$data/top-sites/umbrella-top-100k.csv" > "$work/allowed.q"
+awk 'NR <= 10000' "$work/blocked.q" > "$work/b10k.q"
+{ for i in 1 2 3 4; do cat "$work/allowed.q"; done; cat "$work/b10k.q" "$work/b10k.q"; } | shuf --random-source=<(yes) > "$work/mixed.q"
+awk 'BEGIN { for (i = 0; i < 400000; i++) printf "m%d.d%d.example A\n", i, i % 997 }' > "$work/miss.q"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_mib() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$1/status"; }
+
+run() { # name port pid queryfile → "qps answers_per_cpu_s"
+  local port=$1 pid=$2 file=$3
+  local t0 t1
+  t0=$(cpu_ticks "$pid")
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$seconds" -c 8 -q 500 > "$work/perf.txt" 2>&1
+  t1=$(cpu_ticks "$pid")
+  local done qps
+  done=$(awk '/Queries completed/ {print $3}' "$work/perf.txt")
+  qps=$(awk '/Queries per second/ {print int($4)}' "$work/perf.txt")
+  awk -v d="$done" -v t=$((t1 - t0)) -v q="$qps" 'BEGIN { cpu = t / 100; printf "%d %d %.0f%%", q, (cpu > 0 ? d / cpu : 0), 100 * cpu / '"$seconds"' }'
+}
+
+declare -A result
+for server in edudns unbound; do
+  start=$(date +%s.%N)
+  if [ "$server" = edudns ]; then
+    taskset -c 0 "$root/target/release/edudns" serve -c "$work/edudns.toml" > "$work/edudns.log" 2>&1 &
+    pid=$!; port=5398
+    until grep -q "listening on 127.0.0.1:5398" "$work/edudns.log"; do
+      kill -0 "$pid" 2>/dev/null || { cat "$work/edudns.log"; exit 1; }
+      sleep 0.05
+    done
+  else
+    taskset -c 0 unbound -c "$work/unbound.conf" > "$work/unbound.log" 2>&1 &
+    pid=$!; port=5397
+    until dig @127.0.0.1 -p 5397 +tries=1 +time=1 example.org >/dev/null 2>&1; do
+      kill -0 "$pid" 2>/dev/null || { cat "$work/unbound.log"; exit 1; }
+      sleep 0.1
+    done
+  fi
+  ready=$(date +%s.%N)
+  result[$server,load]=$(awk "BEGIN {printf \"%.2f\", $ready - $start}")
+  result[$server,rss]=$(rss_mib "$pid")
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/allowed.q" -n 1 -c 8 -q 500 >/dev/null 2>&1   # warm the cache
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/b10k.q" -n 1 -c 8 -q 500 >/dev/null 2>&1
+  for workload in blocked allowed mixed miss; do
+    case $workload in blocked) f=$work/blocked.q;; allowed) f=$work/allowed.q;; mixed) f=$work/mixed.q;; miss) f=$work/miss.q;; esac
+    result[$server,$workload]=$(run "$port" "$pid" "$f")
+  done
+  result[$server,rss_after]=$(rss_mib "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+done
+
+printf '\n%-10s %28s %28s %8s\n' workload "edudns (qps / ans/cpu-s / cpu)" "unbound (qps / ans/cpu-s / cpu)" ratio
+for workload in blocked allowed mixed miss; do
+  e=${result[edudns,$workload]}; u=${result[unbound,$workload]}
+  ratio=$(awk -v a="$(echo "$e" | cut -d' ' -f2)" -v b="$(echo "$u" | cut -d' ' -f2)" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+  printf '%-10s %28s %28s %8s\n' "$workload" "$e" "$u" "${ratio}x"
+done
+printf '%-10s %28s %28s\n' "load (s)" "${result[edudns,load]}" "${result[unbound,load]}"
+printf '%-10s %28s %28s\n' "RSS MiB" "${result[edudns,rss]} -> ${result[edudns,rss_after]}" "${result[unbound,rss]} -> ${result[unbound,rss_after]}"
