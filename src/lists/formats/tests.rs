@@ -1,278 +1,253 @@
-//! Parsers on the real samples in ../shared/data/formats. Expected counts
-//! are computed from the files with simple independent filters.
+//! Shared test helpers for the format parsers, and the tests that cut across
+//! formats: detection, `Auto`, broken lines, format names, unsupported files.
+//! Each format's own tests sit in its file.
 
-use super::*;
+use super::{ListFormat, ParseSummary, SkipReason, detect, parse};
+use crate::lists::RuleAction;
 
-fn sample(name: &str) -> String {
+/// `../shared/data/formats/<file>` (or another data folder with `../`).
+pub(crate) fn sample(file: &str) -> String {
     let path = format!(
-        "{}/../shared/data/formats/{name}",
+        "{}/../shared/data/formats/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn run(text: &str, format: ListFormat) -> (ParseSummary, Vec<(String, RuleAction, u32)>) {
+/// What a parse produced, entries collected.
+pub(crate) struct Parsed {
+    pub summary: ParseSummary,
+    pub entries: Vec<(String, RuleAction, u32)>,
+}
+
+impl Parsed {
+    pub fn first(&self) -> (&str, RuleAction, u32) {
+        let (domain, action, line) = &self.entries[0];
+        (domain, *action, *line)
+    }
+
+    /// An entry for `domain` read from `line`.
+    pub fn has(&self, domain: &str, line: u32) -> bool {
+        self.entries.iter().any(|e| e.0 == domain && e.2 == line)
+    }
+
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.0.as_str())
+    }
+}
+
+pub(crate) fn parse_text(text: &str, format: ListFormat) -> Parsed {
     let mut entries = Vec::new();
     let summary = parse(text, format, &mut |e| {
-        entries.push((e.domain.to_string(), e.action, e.line))
+        entries.push((e.domain.to_string(), e.action, e.line));
     });
-    (summary, entries)
+    assert_eq!(summary.entries, entries.len());
+    Parsed { summary, entries }
 }
 
-fn count_lines(text: &str, keep: impl Fn(&str) -> bool) -> usize {
-    text.lines().map(str::trim).filter(|l| keep(l)).count()
+pub(crate) fn parse_sample(file: &str, format: ListFormat) -> Parsed {
+    parse_text(&sample(file), format)
 }
 
-fn has(entries: &[(String, RuleAction, u32)], domain: &str) -> bool {
-    entries.iter().any(|(d, _, _)| d == domain)
-}
+const SAMPLES: [(&str, ListFormat); 20] = [
+    ("adblock-allowlist-sample.txt", ListFormat::Adblock),
+    ("adblock-hostsvn-sample.txt", ListFormat::Adblock),
+    ("adblock-modifiers-tld-sample.txt", ListFormat::Adblock),
+    ("adblock-sample.txt", ListFormat::Adblock),
+    ("adblock-tld-allow-sample.txt", ListFormat::Adblock),
+    ("dnsmasq-address-sample.conf", ListFormat::Dnsmasq),
+    ("dnsmasq-local-sample.conf", ListFormat::Dnsmasq),
+    ("dnsmasq-server-sample.conf", ListFormat::Dnsmasq),
+    ("domains-plain-sample.txt", ListFormat::Plain),
+    ("hosts-0.0.0.0-sample.txt", ListFormat::Hosts),
+    ("hosts-127.0.0.1-sample.txt", ListFormat::Hosts),
+    ("hosts-compressed-multi-name-sample.txt", ListFormat::Hosts),
+    ("hosts-grouped-comments-sample.txt", ListFormat::Hosts),
+    ("hosts-stevenblack-header-sample.txt", ListFormat::Hosts),
+    ("idn-punycode-sample.txt", ListFormat::Plain),
+    ("quirks-mixed-sample.txt", ListFormat::Hosts),
+    ("quirks-ut1-sample.txt", ListFormat::Plain),
+    ("rpz-sample.zone", ListFormat::Rpz),
+    // Not a supported format: detection must still answer something.
+    ("unbound-sample.conf", ListFormat::Plain),
+    ("wildcard-sample.txt", ListFormat::Plain),
+];
 
 #[test]
 fn detection_picks_each_samples_format() {
-    for (file, expected) in [
-        ("domains-plain-sample.txt", ListFormat::Plain),
-        ("wildcard-sample.txt", ListFormat::Plain),
-        ("idn-punycode-sample.txt", ListFormat::Plain),
-        ("hosts-0.0.0.0-sample.txt", ListFormat::Hosts),
-        ("hosts-127.0.0.1-sample.txt", ListFormat::Hosts),
-        ("hosts-compressed-multi-name-sample.txt", ListFormat::Hosts),
-        ("hosts-grouped-comments-sample.txt", ListFormat::Hosts),
-        ("hosts-stevenblack-header-sample.txt", ListFormat::Hosts),
-        ("adblock-sample.txt", ListFormat::Adblock),
-        ("adblock-allowlist-sample.txt", ListFormat::Adblock),
-        ("adblock-hostsvn-sample.txt", ListFormat::Adblock),
-        ("adblock-modifiers-tld-sample.txt", ListFormat::Adblock),
-        ("dnsmasq-address-sample.conf", ListFormat::Dnsmasq),
-        ("dnsmasq-local-sample.conf", ListFormat::Dnsmasq),
-        ("dnsmasq-server-sample.conf", ListFormat::Dnsmasq),
-        ("rpz-sample.zone", ListFormat::Rpz),
-    ] {
+    for (file, expected) in SAMPLES {
         assert_eq!(detect(&sample(file)), expected, "{file}");
     }
 }
 
 #[test]
-fn plain_and_wildcard_lists() {
-    let text = sample("domains-plain-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    assert_eq!(
-        summary.entries,
-        count_lines(&text, |l| !l.is_empty() && !l.starts_with('#'))
-    );
-    assert_eq!(summary.skipped, 0);
-    assert!(has(&entries, "000free.us"));
-    let text = sample("wildcard-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    assert_eq!(summary.entries, count_lines(&text, |l| l.starts_with("*.")));
-    assert!(has(&entries, "01b21db07772caa1.com"), "*.x is read as x");
+fn auto_parses_like_the_detected_format() {
+    for (file, expected) in SAMPLES {
+        let auto = parse_sample(file, ListFormat::Auto);
+        let declared = parse_sample(file, expected);
+        assert_eq!(auto.summary.format, expected, "{file}");
+        assert_eq!(auto.entries, declared.entries, "{file}");
+        assert_eq!(declared.summary.format, expected);
+    }
 }
 
 #[test]
-fn hosts_files_of_every_shape() {
-    let text = sample("hosts-0.0.0.0-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    assert_eq!(
-        summary.entries,
-        count_lines(&text, |l| l.starts_with("0.0.0.0 "))
-    );
-    assert!(has(&entries, "04867a76e0725075.com"));
-
-    let text = sample("hosts-127.0.0.1-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    assert_eq!(
-        summary.entries,
-        count_lines(&text, |l| l.starts_with("127.0.0.1 ")
-            && !l.contains("localhost"))
-    );
-    assert!(has(&entries, "1-edge-chat.facebook.com"));
-
-    let text = sample("hosts-compressed-multi-name-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    let names: usize = text
-        .lines()
-        .filter(|l| l.starts_with("0.0.0.0 "))
-        .map(|l| l.split_whitespace().count() - 1)
-        .sum();
-    assert_eq!(summary.entries, names, "every name of every line");
-    assert!(has(&entries, "014a9a1fc2f59ca6.com") && has(&entries, "pixel.1und1.de"));
-
-    let text = sample("hosts-grouped-comments-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    assert_eq!(
-        summary.entries,
-        count_lines(&text, |l| l.starts_with("0.0.0.0 "))
-    );
-    assert!(has(&entries, "dmp.doubleclick.net"));
-
-    let text = sample("hosts-stevenblack-header-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    assert!(
-        !has(&entries, "localhost")
-            && !has(&entries, "broadcasthost")
-            && !has(&entries, "localhost.localdomain")
-    );
-    assert_eq!(summary.skipped, 0, "{:?}", summary.first_skipped);
-}
-
-#[test]
-fn adblock_rules_exceptions_and_modifiers() {
-    let text = sample("adblock-hostsvn-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    // `||log-*.zadn.vn^`: a glob inside a name cannot be a DNS suffix rule.
-    let globs = count_lines(&text, |l| l.starts_with("||") && l[2..].contains('*'));
-    assert_eq!(
-        summary.entries,
-        count_lines(&text, |l| l.starts_with("||")) - globs
-    );
-    assert_eq!(summary.skipped, globs);
-    assert!(has(&entries, "adx.vn"));
-
-    let text = sample("adblock-allowlist-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    let rules = count_lines(&text, |l| l.starts_with("@@||") && !l[4..].contains('*'));
-    assert_eq!((summary.entries, summary.allow_entries), (rules, rules));
-    assert!(
-        entries
-            .iter()
-            .all(|(_, action, _)| *action == RuleAction::Allow)
-    );
-    assert!(has(&entries, "analytics.twitter.com"));
-
-    let text = sample("adblock-modifiers-tld-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    let unsupported = count_lines(&text, |l| {
-        l.starts_with("||") && l.contains('$') && !l.ends_with("$important")
-    });
-    assert_eq!(summary.skipped, unsupported);
-    assert!(
-        summary
-            .first_skipped
-            .iter()
-            .all(|s| matches!(s.reason, SkipReason::UnsupportedModifier(_)))
-    );
-    assert!(has(&entries, "haus"), "||*.haus^ blocks the TLD");
-    assert!(
-        !has(&entries, "army"),
-        "a $denyallow rule is skipped, not half-applied"
-    );
-}
-
-#[test]
-fn dnsmasq_address_local_and_server() {
-    for (file, prefix) in [
-        ("dnsmasq-address-sample.conf", "address=/"),
-        ("dnsmasq-local-sample.conf", "local=/"),
-        ("dnsmasq-server-sample.conf", "server=/"),
-    ] {
+fn one_name_formats_account_for_every_line() {
+    for (file, format) in SAMPLES {
+        if file.contains("multi-name") {
+            continue;
+        }
         let text = sample(file);
-        let (summary, _) = run(&text, ListFormat::Auto);
+        let s = parse_text(&text, format).summary;
         assert_eq!(
-            summary.entries,
-            count_lines(&text, |l| l.starts_with(prefix)),
+            s.entries + s.skipped + s.ignored,
+            text.lines().count(),
             "{file}"
         );
-        assert_eq!(summary.skipped, 0, "{file}: {:?}", summary.first_skipped);
     }
-    let (_, entries) = run(
-        "address=/a.example/b.example/0.0.0.0\nserver=/c.example/\n",
-        ListFormat::Dnsmasq,
-    );
-    let domains: Vec<&str> = entries.iter().map(|(d, _, _)| d.as_str()).collect();
-    assert_eq!(domains, ["a.example", "b.example", "c.example"]);
 }
 
 #[test]
-fn rpz_zone_with_header_wildcards_and_passthru() {
-    let text = sample("rpz-sample.zone");
-    let (summary, entries) = run(&text, ListFormat::Auto);
+fn detection_never_answers_auto() {
+    for text in [
+        "",
+        "\n\n# only comments\n",
+        "! adblock comment\n",
+        "; zone\n",
+        "a b c d\n",
+    ] {
+        assert_ne!(detect(text), ListFormat::Auto, "{text:?}");
+    }
+    assert_eq!(detect("! only a comment\n"), ListFormat::Adblock);
     assert_eq!(
-        summary.entries,
-        count_lines(&text, |l| l.ends_with("CNAME ."))
+        detect("[Adblock Plus 2.0]\nexample.com\n"),
+        ListFormat::Adblock
     );
-    assert_eq!(summary.skipped, 0, "{:?}", summary.first_skipped);
-    assert!(has(&entries, "smetrics.abbott") && !has(&entries, "localhost"));
-    let zone = "$ORIGIN rpz.example.\n@ IN SOA ns. admin. (\n 1 2 3\n 4 5 )\nbad.example CNAME .\nok.bad.example CNAME rpz-passthru.\nabs.example.rpz.example. CNAME .\n";
-    let (_, entries) = run(zone, ListFormat::Rpz);
+    assert_eq!(detect("[hosts]\n0.0.0.0 a.example\n"), ListFormat::Hosts);
+    assert_eq!(detect(""), ListFormat::Plain);
+}
+
+#[test]
+fn unbound_lines_are_skipped_not_turned_into_names() {
+    let parsed = parse_sample("unbound-sample.conf", ListFormat::Auto);
+    assert_eq!(parsed.summary.entries, 0);
+    // 10 comment lines; `server:` and 289 `local-zone:` lines skipped.
+    assert_eq!(parsed.summary.ignored, 10);
+    assert_eq!(parsed.summary.skipped, 290);
+    let first = &parsed.summary.first_skipped;
+    assert_eq!((first[0].line, first[0].text.as_str()), (11, "server:"));
+    assert_eq!(first[1].line, 12);
+    assert_eq!(first[1].reason, SkipReason::UnsupportedSyntax);
+    for format in [ListFormat::Hosts, ListFormat::Plain, ListFormat::Dnsmasq] {
+        let parsed = parse_sample("unbound-sample.conf", format);
+        assert_eq!(parsed.summary.entries, 0, "{format}");
+    }
+}
+
+#[test]
+fn a_broken_line_in_the_middle_keeps_the_lines_after_it() {
+    let cases = [
+        (
+            "hosts-0.0.0.0-sample.txt",
+            "0.0.0.0 bad..name",
+            ListFormat::Hosts,
+        ),
+        (
+            "domains-plain-sample.txt",
+            "not a domain",
+            ListFormat::Plain,
+        ),
+        ("adblock-sample.txt", "||bad domain^", ListFormat::Adblock),
+        (
+            "dnsmasq-local-sample.conf",
+            "local=/x y/",
+            ListFormat::Dnsmasq,
+        ),
+        ("rpz-sample.zone", "bad..name CNAME .", ListFormat::Rpz),
+    ];
+    for (file, broken, format) in cases {
+        let text = sample(file);
+        let clean = parse_text(&text, format);
+        let mut lines: Vec<&str> = text.lines().collect();
+        let middle = lines.len() / 2;
+        lines.insert(middle, broken);
+        let parsed = parse_text(&lines.join("\n"), format);
+        assert_eq!(parsed.summary.skipped, clean.summary.skipped + 1, "{file}");
+        assert_eq!(parsed.summary.entries, clean.summary.entries, "{file}");
+        let skipped = &parsed.summary.first_skipped[clean.summary.first_skipped.len()];
+        assert_eq!(skipped.line as usize, middle + 1, "{file}");
+        assert_eq!(skipped.text, broken);
+        // The same domains, those after the broken line one line further down.
+        for ((domain, _, line), (again, _, shifted)) in clean.entries.iter().zip(&parsed.entries) {
+            assert_eq!(domain, again, "{file}");
+            let expected = if (*line as usize) > middle {
+                line + 1
+            } else {
+                *line
+            };
+            assert_eq!(*shifted, expected, "{file}");
+        }
+    }
+}
+
+#[test]
+fn at_most_twenty_skipped_lines_are_kept_cut_to_120_characters() {
+    let long = format!("{} {}", "x".repeat(200), "y");
+    let text = vec![long.as_str(); 30].join("\n");
+    let s = parse_text(&text, ListFormat::Plain).summary;
+    assert_eq!(s.skipped, 30);
+    assert_eq!(s.first_skipped.len(), 20);
+    assert_eq!(s.first_skipped[0].text.chars().count(), 120);
+    assert_eq!(s.first_skipped[19].line, 20);
+}
+
+#[test]
+fn raw_unicode_names_in_real_lists_become_punycode() {
+    // hostsvn/threat-domains-VN.txt carries raw Unicode names.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/hostsvn/threat-domains-VN.txt"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let parsed = parse_text(&text, ListFormat::Auto);
+    assert_eq!(parsed.summary.format, ListFormat::Plain);
+    assert_eq!(parsed.summary.skipped, 0);
+    let expected = idna::domain_to_ascii("shopgcaothụ.vn").unwrap();
+    assert!(parsed.has(&expected, 2560));
+    assert!(parsed.domains().all(|d| d.is_ascii()));
+}
+
+#[test]
+fn format_names() {
+    for (text, format) in [
+        ("auto", ListFormat::Auto),
+        ("plain", ListFormat::Plain),
+        ("domains", ListFormat::Plain),
+        ("hosts", ListFormat::Hosts),
+        ("AdBlock", ListFormat::Adblock),
+        ("dnsmasq", ListFormat::Dnsmasq),
+        ("rpz", ListFormat::Rpz),
+    ] {
+        assert_eq!(text.parse::<ListFormat>(), Ok(format));
+    }
+    let error = "unbound".parse::<ListFormat>().unwrap_err();
     assert_eq!(
-        entries,
-        vec![
-            ("bad.example".into(), RuleAction::Block, 5),
-            ("ok.bad.example".into(), RuleAction::Allow, 6),
-            ("abs.example".into(), RuleAction::Block, 7),
-        ]
+        error.to_string(),
+        "unknown list format \"unbound\": expected one of auto, plain, domains (same as plain), \
+         hosts, adblock, dnsmasq, rpz"
     );
+    assert_eq!(ListFormat::Hosts.to_string(), "hosts");
 }
 
 #[test]
-fn idn_mixed_case_trailing_dots_and_inline_comments() {
-    let text = sample("idn-punycode-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Auto);
+fn skip_reasons_read_clearly() {
+    let invalid = SkipReason::InvalidName(crate::lists::name::NameError::EmptyLabel);
     assert_eq!(
-        summary.entries,
-        count_lines(&text, |l| !l.is_empty() && !l.starts_with('#'))
+        invalid.to_string(),
+        "invalid domain name: empty label (a leading dot, or two dots in a row)"
     );
-    assert!(
-        entries
-            .iter()
-            .all(|(d, _, _)| d.is_ascii() && d.contains("xn--"))
-    );
-    let (_, unicode) = run("Bücher.DE\n", ListFormat::Plain);
-    assert_eq!(unicode[0].0, "xn--bcher-kva.de");
-
-    let text = sample("quirks-mixed-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Hosts);
-    assert!(has(&entries, "www.guruofporn.com"), "trailing dot stripped");
-    assert!(has(&entries, "allhqpics.com"), "inline comment stripped");
-    assert!(
-        entries
-            .iter()
-            .all(|(d, _, _)| !d.chars().any(|c| c.is_ascii_uppercase()))
-    );
-    assert!(summary.entries > 50);
-}
-
-#[test]
-fn ip_addresses_are_skipped_with_their_line_numbers() {
-    let text = sample("quirks-ut1-sample.txt");
-    let (summary, entries) = run(&text, ListFormat::Plain);
-    assert!(entries.is_empty());
-    assert_eq!(summary.skipped, text.lines().count());
-    assert_eq!(summary.first_skipped.len(), SKIPPED_KEPT);
-    assert_eq!(summary.first_skipped[0].line, 1);
-    assert_eq!(summary.first_skipped[0].reason, SkipReason::IpAddressEntry);
-}
-
-#[test]
-fn a_broken_line_never_drops_the_rest() {
-    let (summary, entries) = run(
-        "good.example\nbad domain here!\nwith/slash.example\nafter.example\n",
-        ListFormat::Plain,
-    );
-    assert_eq!(summary.entries, 2);
-    assert_eq!(summary.skipped, 2);
-    assert_eq!(entries[1], ("after.example".into(), RuleAction::Block, 4));
-    assert_eq!(summary.first_skipped[1].line, 3);
-}
-
-#[test]
-fn unbound_syntax_is_skipped_not_misread() {
-    let text = sample("unbound-sample.conf");
-    let (summary, entries) = run(&text, ListFormat::Auto);
-    assert!(
-        entries.iter().all(|(d, _, _)| !d.contains("local-zone")),
-        "no garbage names"
-    );
-    assert!(summary.skipped > 0);
-}
-
-#[test]
-fn format_names_parse() {
-    assert_eq!("domains".parse::<ListFormat>(), Ok(ListFormat::Plain));
-    assert!(
-        "unbound"
-            .parse::<ListFormat>()
-            .unwrap_err()
-            .to_string()
-            .contains("hosts")
+    assert_eq!(
+        SkipReason::IpAddressEntry.to_string(),
+        "IP address, not a domain name"
     );
 }
