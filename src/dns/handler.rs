@@ -238,7 +238,8 @@ impl Handler {
                 ResponseCode::Refused,
             )));
         }
-        let name = query.name.to_ascii().to_ascii_lowercase();
+        let mut name = query.name.to_ascii();
+        name.make_ascii_lowercase();
         match snapshot.evaluate(client, &name, self.clock.now()) {
             Verdict::Block { category, rule, .. } => {
                 bump(&self.counters.blocked);
@@ -362,7 +363,8 @@ impl Handler {
             let RData::CNAME(CNAME(target)) = &record.data else {
                 continue;
             };
-            let target_name = target.to_ascii().to_ascii_lowercase();
+            let mut target_name = target.to_ascii();
+            target_name.make_ascii_lowercase();
             if let Verdict::Block { category, rule, .. } =
                 job.snapshot.evaluate(job.client, &target_name, now)
             {

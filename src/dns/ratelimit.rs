@@ -30,7 +30,9 @@ impl RateLimiter {
             return true;
         }
         let rate = qps as f32;
-        if self.buckets.len() > MAX_TRACKED {
+        // Counting the buckets visits every shard, so do it only when a new
+        // client appears, never on the path of a known one.
+        if !self.buckets.contains_key(&client) && self.buckets.len() > MAX_TRACKED {
             self.buckets
                 .retain(|_, b| now.duration_since(b.last).as_secs() < 10);
         }
