@@ -103,6 +103,18 @@ pub async fn start_with_clock(
         }
     }
     snapshot.takedowns = takedowns.clone();
+    {
+        let store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let running = crate::admin::allowances::load(
+            store.connection(),
+            &snapshot.allowances,
+            clock.now().as_second(),
+        )
+        .unwrap_or(0);
+        if running > 0 {
+            info!(allowances = running, "temporary allowances in force");
+        }
+    }
     reload::record_installed(&stats, &store, &snapshot);
     let upstream =
         Upstream::new(&config.upstream).map_err(|e| LoadError::Upstream(e.to_string()))?;
@@ -118,12 +130,20 @@ pub async fn start_with_clock(
         tcp_idle_timeout: config.server.tcp_idle_timeout,
     };
     let dns = DnsServer::start(handler.clone(), &config.server.dns_listen, limits).await?;
+    let reloader = Arc::new(Reloader::new(
+        source,
+        overrides,
+        handler.clone(),
+        store.clone(),
+    ));
     let state = AppState {
         handler: handler.clone(),
         store: Some(store.clone()),
+        reloader: Some(reloader.clone()),
+        admin: Arc::new(web::admin::Admin::default()),
     };
     let (management_addr, management) =
-        web::serve_management(config.server.management_listen, state).await?;
+        web::serve_management(config.server.management_listen, state.clone()).await?;
     let sinkhole = web::warning::SinkholeState::new(handler.clone(), store.clone());
     let (mut http_addrs, mut https_addrs, mut web_tasks) = (Vec::new(), Vec::new(), Vec::new());
     for addr in &config.server.http_listen {
@@ -148,13 +168,11 @@ pub async fn start_with_clock(
         https_addrs.push(bound);
         web_tasks.push(task);
     }
-    let reloader = Arc::new(Reloader::new(
-        source,
-        overrides,
-        handler.clone(),
-        store.clone(),
-    ));
     let mut tasks = JoinSet::new();
+    tasks.spawn(web::admin::sweep_allowances(
+        state,
+        std::time::Duration::from_secs(5),
+    ));
     tasks.spawn(reloader.clone().on_sighup());
     if let Some(interval) = config.reload.watch_interval {
         tasks.spawn(reloader.clone().watch_files(interval));

@@ -225,6 +225,78 @@ pub fn keys_init(source: &ConfigSource, school: &str) -> ExitCode {
     }
 }
 
+/// `edudns tokens create --role R --name N`
+pub fn tokens_create(source: &ConfigSource, role: &str, name: &str) -> ExitCode {
+    use crate::admin::tokens::{self, Role};
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let role = match Role::parse(role) {
+        Ok(role) => role,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    if let Role::School(id) = &role
+        && !config.schools.iter().any(|s| &s.id == id)
+    {
+        return fail(
+            EXIT_USAGE,
+            format!("unknown school {id:?} in {}", config.path.display()),
+        );
+    }
+    match tokens::create(&config.admin.tokens_file, &role, name) {
+        Ok((token, stored)) => {
+            println!("{token}");
+            eprintln!(
+                "mã {} ({role}, {}) đã lưu dạng băm trong / token {} stored hashed in {} — copy it now, it is not shown again",
+                stored.id,
+                stored.name,
+                stored.id,
+                config.admin.tokens_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}
+
+/// `edudns tokens list`
+pub fn tokens_list(source: &ConfigSource) -> ExitCode {
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match crate::admin::tokens::read(&config.admin.tokens_file) {
+        Ok(file) => {
+            println!("{:<10} {:<20} {:<22} name", "id", "role", "created (UTC)");
+            for t in file.tokens {
+                let created = jiff::Timestamp::from_second(t.created_at)
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default();
+                println!("{:<10} {:<20} {:<22} {}", t.id, t.role, created, t.name);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}
+
+/// `edudns tokens revoke ID`
+pub fn tokens_revoke(source: &ConfigSource, id: &str) -> ExitCode {
+    let config = match load_config(source) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match crate::admin::tokens::revoke(&config.admin.tokens_file, id) {
+        Ok(true) => {
+            println!("đã thu hồi / revoked {id}");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => fail(EXIT_USAGE, format!("no token {id:?}")),
+        Err(e) => fail(1, e),
+    }
+}
+
 /// `edudns reviews list`
 pub fn reviews_list(source: &ConfigSource, status: Option<&str>) -> ExitCode {
     let (_, store) = match open(source) {

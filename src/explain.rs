@@ -26,11 +26,25 @@ pub fn explain(snapshot: &Snapshot, client_ip: IpAddr, name: &str, at: jiff::Tim
         );
         return out;
     };
+    explain_client(snapshot, client, &name, at, &mut out);
+    out
+}
+
+/// The explanation for a known school and band (the management API's
+/// "would this be blocked?" asks this way); appended to `out`.
+pub fn explain_client(
+    snapshot: &Snapshot,
+    client: crate::client::Client,
+    name: &str,
+    at: jiff::Timestamp,
+    out: &mut String,
+) {
+    let config = &snapshot.config;
     let school = &config.schools[client.school];
     let band = &config.bands[client.band];
     let _ = writeln!(out, "school:  {} ({})", school.name, school.id);
     let _ = writeln!(out, "band:    {} ({})", band.name, band.id);
-    let verdict = snapshot.evaluate(client, &name, at);
+    let verdict = snapshot.evaluate(client, name, at);
     let local = at.to_zoned_datetime(school.timezone.clone());
     let _ = writeln!(
         out,
@@ -82,7 +96,6 @@ pub fn explain(snapshot: &Snapshot, client_ip: IpAddr, name: &str, at: jiff::Tim
             );
         }
     }
-    out
 }
 
 /// One line saying which rule decided, with its file and line.
@@ -95,6 +108,12 @@ pub fn describe(snapshot: &Snapshot, rule: &Rule) -> String {
         Rule::Takedown { domain, reference, date } => format!(
             "{domain} is on the authorities' takedown list ({reference}{}{date}); it applies to every band",
             if date.is_empty() { "" } else { ", " }
+        ),
+        Rule::Temporary { id, domain, until, reason } => format!(
+            "temporary allowance #{id} for {domain} until {} ({reason})",
+            jiff::Timestamp::from_second(*until)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
         ),
         Rule::CnameTarget { target, inner } => format!("the answer leads through a CNAME to {target}, which is blocked: {}", describe(snapshot, inner)),
         Rule::List { list, line, domain } => match snapshot.lists_loaded.get(*list) {
@@ -119,6 +138,7 @@ pub fn describe(snapshot: &Snapshot, rule: &Rule) -> String {
             let owner = match scope {
                 Scope::Band(b) => format!("band {}", config.bands[*b].id),
                 Scope::School(s) => format!("school {}", config.schools[*s].id),
+                Scope::Office => "the education office".to_string(),
             };
             format!(
                 "{domain} in the {kind} list of {owner} ({}:{}: {})",

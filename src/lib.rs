@@ -18,6 +18,7 @@
 //! category lists are parsed by [`lists::formats`] into the hash trie of
 //! [`lists::trie`].
 
+pub mod admin;
 pub mod app;
 pub mod cli_report;
 pub mod client;

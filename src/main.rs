@@ -85,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         action: CaAction,
     },
+    /// Mã truy cập API và bảng điều khiển / API and console tokens
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+    },
     /// Khoá ký báo cáo / Report signing keys
     Keys {
         #[command(subcommand)]
@@ -179,6 +184,32 @@ enum CaAction {
 }
 
 #[derive(Subcommand)]
+enum TokensAction {
+    /// Tạo mã (in ra một lần) / Create a token (printed once, stored hashed)
+    Create {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// office | school:<id> | auditor
+        #[arg(long)]
+        role: String,
+        /// Người dùng, vd. "Phòng GD&ĐT — chị Lan" / Who holds it (shown in the audit log)
+        #[arg(long)]
+        name: String,
+    },
+    /// Liệt kê / List tokens (id, role, holder; never the secret)
+    List {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Thu hồi / Revoke a token by id
+    Revoke {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysAction {
     /// Tạo khoá cho một trường / Create a school's Ed25519 signing key (in stats.key_dir)
     Init {
@@ -257,6 +288,15 @@ fn main() -> ExitCode {
             &format,
             output.as_deref(),
         ),
+        Command::Tokens { action } => match action {
+            TokensAction::Create { config, role, name } => {
+                edudns::cli_report::tokens_create(&source_for(config), &role, &name)
+            }
+            TokensAction::List { config } => edudns::cli_report::tokens_list(&source_for(config)),
+            TokensAction::Revoke { config, id } => {
+                edudns::cli_report::tokens_revoke(&source_for(config), &id)
+            }
+        },
         Command::Keys {
             action: KeysAction::Init { config, school },
         } => edudns::cli_report::keys_init(&source_for(config), &school),

@@ -46,10 +46,27 @@ pub enum LoadError {
 impl ConfigSource {
     /// Reads, validates and applies the overrides.
     pub fn load(&self, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let mut config = match self {
+        let config = match self {
             ConfigSource::File(path) => config::load(path)?,
             ConfigSource::Embedded => config::load_embedded()?,
         };
+        Ok(overrides.apply(config))
+    }
+
+    /// Validates `text` as if it were this source's file (same checks as
+    /// `check-config`), with the overrides applied.
+    pub fn load_text(&self, text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let config = match self {
+            ConfigSource::File(path) => config::load_str(path, text)?,
+            ConfigSource::Embedded => config::load_embedded()?,
+        };
+        Ok(overrides.apply(config))
+    }
+}
+
+impl Overrides {
+    fn apply(&self, mut config: Config) -> Config {
+        let overrides = self;
         if !overrides.dns_listen.is_empty() {
             config.server.dns_listen = overrides.dns_listen.clone();
         }
@@ -59,8 +76,25 @@ impl ConfigSource {
         if !overrides.upstreams.is_empty() {
             config.upstream.servers = overrides.upstreams.clone();
         }
-        Ok(config)
+        config
     }
+}
+
+/// Why a configuration edit was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "the configuration is the copy built into the binary; start edudns with --config FILE to edit it"
+    )]
+    Embedded,
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Loads and builds a snapshot (blocking work: call from `spawn_blocking`).
@@ -105,7 +139,12 @@ pub struct Reloader {
     pub successes: AtomicU64,
     pub failures: AtomicU64,
     lock: tokio::sync::Mutex<()>,
+    /// Fingerprint of the files as an edit through the API left them, so
+    /// the file watcher does not rebuild the snapshot a second time.
+    written: std::sync::Mutex<Option<Fingerprint>>,
 }
+
+type Fingerprint = Vec<Option<(SystemTime, u64)>>;
 
 impl Reloader {
     pub fn new(
@@ -124,7 +163,72 @@ impl Reloader {
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             lock: tokio::sync::Mutex::new(()),
+            written: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The configuration file's current text (for edits), or `None` for the
+    /// embedded configuration.
+    pub fn config_path(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            ConfigSource::File(path) => Some(path),
+            ConfigSource::Embedded => None,
+        }
+    }
+
+    /// Applies a new configuration text: validated and built exactly like a
+    /// reload, then written atomically (mode 0600), then swapped in. Nothing
+    /// is written and the running snapshot stays when any step fails.
+    /// Returns the new snapshot's configuration.
+    pub async fn apply_text(
+        self: &Arc<Self>,
+        text: String,
+        trigger: &str,
+    ) -> Result<Arc<Config>, ApplyError> {
+        let Some(path) = self.config_path().map(std::path::Path::to_path_buf) else {
+            return Err(ApplyError::Embedded);
+        };
+        let _one_at_a_time = self.lock.lock().await;
+        let generation = self.generation.load(Ordering::SeqCst) + 1;
+        let this = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let config = this
+                .source
+                .load_text(&text, &this.overrides)
+                .map_err(LoadError::from)?;
+            let snapshot = snapshot::build(config, generation).map_err(LoadError::from)?;
+            crate::admin::edit::write_private(&path, text.as_bytes())
+                .map_err(|source| ApplyError::Write { path, source })?;
+            Ok::<_, ApplyError>(snapshot)
+        })
+        .await
+        .unwrap_or_else(|e| Err(LoadError::Upstream(format!("edit task failed: {e}")).into()));
+        let result = built.and_then(|snapshot| {
+            let config = snapshot.config.clone();
+            *self.written.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(fingerprint(&config.watched_files()));
+            self.install(snapshot).map_err(ApplyError::from)?;
+            Ok(config)
+        });
+        let _ = tokio::task::spawn_blocking(release_free_memory).await;
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        self.handler
+            .stats
+            .reloads
+            .with_label_values(&[outcome])
+            .inc();
+        match &result {
+            Ok(_) => {
+                self.generation.store(generation, Ordering::SeqCst);
+                self.successes.fetch_add(1, Ordering::Relaxed);
+                info!(trigger, generation, "configuration edit applied");
+            }
+            Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                warn!(trigger, %error, "configuration edit refused; the running configuration stays in force");
+            }
+        }
+        result
     }
 
     /// Builds a new snapshot and swaps it in; on any error the running
@@ -187,6 +291,7 @@ impl Reloader {
         }
         snapshot.counters = self.handler.stats.table_for(&snapshot.config);
         snapshot.takedowns = running.takedowns.clone();
+        snapshot.allowances = running.allowances.clone();
         record_installed(&self.handler.stats, &self.store, &snapshot);
         self.handler.snapshot.store(Arc::new(snapshot));
         Ok(())
@@ -211,7 +316,15 @@ impl Reloader {
             tokio::time::sleep(interval).await;
             let files = self.handler.snapshot.load().config.watched_files();
             let now = fingerprint(&files);
-            if now != last {
+            let written = self
+                .written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if now != last && written.as_ref() == Some(&now) {
+                // Our own edit, already in force.
+                last = now;
+            } else if now != last {
                 let _ = self.reload("file change").await;
                 // The new snapshot may watch other files: fingerprint those.
                 last = fingerprint(&self.handler.snapshot.load().config.watched_files());
@@ -238,7 +351,7 @@ fn same_upstream(a: &config::UpstreamConfig, b: &config::UpstreamConfig) -> bool
 }
 
 /// Modification time and size of each file (missing files count too).
-fn fingerprint(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+fn fingerprint(files: &[PathBuf]) -> Fingerprint {
     files
         .iter()
         .map(|f| {

@@ -39,6 +39,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     validate::parse(&text, path, ListRoot::Directory(base_dir))
 }
 
+/// Validates `text` as the content of the file at `path` (relative list
+/// paths resolve against its directory) — what `check-config` would say.
+pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    validate::parse(text, path, ListRoot::Directory(base_dir))
+}
+
 /// Validates the embedded default configuration; its lists are embedded too.
 pub fn load_embedded() -> Result<Config, ConfigError> {
     validate::parse(

@@ -40,6 +40,33 @@ pub struct RawConfig {
     pub lists: RawLists,
     #[serde(default)]
     pub takedown: RawTakedown,
+    #[serde(default)]
+    pub office: RawOffice,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// `[office]`: the education office's own entries, for every school and band.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOffice {
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+}
+
+/// `[admin]`: the policy administration API and console.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Hashed API tokens (`edudns tokens create`); default next to the database.
+    pub tokens_file: Option<Spanned<String>>,
+    /// PEM certificate chain and key: the management listener speaks HTTPS.
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    /// `/metrics` needs a token too (default false: Prometheus on loopback).
+    pub metrics_require_token: Option<bool>,
 }
 
 /// `[takedown]`: the authorities' urgent list.

@@ -35,6 +35,25 @@ pub struct Config {
     pub warning_page: WarningPageConfig,
     pub lists: ListsConfig,
     pub takedown: TakedownConfig,
+    /// The office's own deny/allow entries (every school, every band).
+    pub office: OfficeConfig,
+    pub admin: AdminConfig,
+}
+
+/// `[office]`.
+#[derive(Debug, Clone, Default)]
+pub struct OfficeConfig {
+    pub deny: Vec<ConfigRule>,
+    pub allow: Vec<ConfigRule>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    pub tokens_file: PathBuf,
+    /// (certificate chain, private key), PEM.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub metrics_require_token: bool,
 }
 
 /// `[takedown]`.

@@ -235,6 +235,38 @@ impl Checker {
             }
         };
         let ca_dir = state_path(&raw.warning_page.ca_dir, "ca");
+        let office = OfficeConfig {
+            deny: self.rules("office.deny", &raw.office.deny),
+            allow: self.rules("office.allow", &raw.office.allow),
+        };
+        let tokens_file = match &raw.admin.tokens_file {
+            Some(_) => state_path(&raw.admin.tokens_file, "tokens.json"),
+            None => stats
+                .database
+                .parent()
+                .map(|d| d.join("tokens.json"))
+                .unwrap_or_else(|| "tokens.json".into()),
+        };
+        let tls = match (&raw.admin.tls_cert, &raw.admin.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((
+                state_path(&Some(cert.clone()), ""),
+                state_path(&Some(key.clone()), ""),
+            )),
+            (Some(v), None) | (None, Some(v)) => {
+                self.error(
+                    "admin.tls_cert",
+                    v,
+                    "set both admin.tls_cert and admin.tls_key (or neither)",
+                );
+                None
+            }
+        };
+        let admin = AdminConfig {
+            tokens_file,
+            tls,
+            metrics_require_token: raw.admin.metrics_require_token.unwrap_or(false),
+        };
         let privacy = PrivacyConfig {
             k_anonymity: self.positive_or(
                 "privacy.k_anonymity",
@@ -258,6 +290,8 @@ impl Checker {
             privacy,
             lists,
             takedown,
+            office,
+            admin,
             warning_page: WarningPageConfig {
                 ca_dir,
                 logo_text: raw.warning_page.logo_text,

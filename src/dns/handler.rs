@@ -81,7 +81,9 @@ fn block_labels(category: Option<usize>, rule: &Rule) -> (CategorySlot, Option<&
             category.map_or(CategorySlot::DenyList, CategorySlot::Category),
             Some(domain),
         ),
-        Rule::Config { domain, .. } => (CategorySlot::DenyList, Some(domain)),
+        Rule::Config { domain, .. } | Rule::Temporary { domain, .. } => {
+            (CategorySlot::DenyList, Some(domain))
+        }
         Rule::Takedown { domain, .. } => (CategorySlot::Takedown, Some(domain)),
         Rule::CnameTarget { target, inner } => (block_labels(category, inner).0, Some(target)),
         Rule::DohCanary | Rule::DesignatedResolver | Rule::PrivateRelay => {
@@ -416,7 +418,9 @@ fn blocked_answer(
             Some(domain.as_str()),
             format!("edudns: category {category_id}"),
         ),
-        Rule::Config { domain, .. } => (Some(domain.as_str()), "edudns: deny list".to_string()),
+        Rule::Config { domain, .. } | Rule::Temporary { domain, .. } => {
+            (Some(domain.as_str()), "edudns: deny list".to_string())
+        }
         Rule::Takedown {
             domain, reference, ..
         } => (

@@ -82,6 +82,14 @@ pub enum Rule {
         reference: String,
         date: String,
     },
+    /// A temporary allowance (a lesson needs the site for a while).
+    Temporary {
+        id: i64,
+        domain: String,
+        /// Unix time it lapses.
+        until: i64,
+        reason: String,
+    },
     /// An allowed name whose answer leads through a CNAME to a blocked name.
     CnameTarget { target: String, inner: Box<Rule> },
 }
@@ -91,6 +99,8 @@ pub enum Rule {
 pub enum Scope {
     Band(usize),
     School(usize),
+    /// The education office's own entries (`[office]`), for every school.
+    Office,
 }
 
 /// Compiled config entries of one band or school.
@@ -154,6 +164,7 @@ pub struct Policies {
     band_settings: Vec<Band>,
     schedules: Vec<BandSchedule>,
     schools: Vec<EntrySet>,
+    office: EntrySet,
     school_times: Vec<SchoolTime>,
     safe_search: SafeSearch,
     block_doh_canary: bool,
@@ -181,6 +192,7 @@ impl Policies {
                 .iter()
                 .map(|s| EntrySet::new(&s.deny, &s.allow))
                 .collect(),
+            office: EntrySet::new(&config.office.deny, &config.office.allow),
             block_doh_canary: config.blocking.block_doh_canary,
         }
     }
@@ -217,8 +229,15 @@ impl Policies {
             }
         }
         let verdict = self.evaluate_rules(client, name, lists, now);
+        self.with_safe_search(client, name, verdict)
+    }
+
+    /// An allowed name of a safe-search engine becomes its rewrite.
+    pub fn with_safe_search(&self, client: Client, name: &str, verdict: Verdict) -> Verdict {
         if let Verdict::Allow { .. } = verdict
-            && let Some((engine, target)) = self.safe_search.rewrite(name, band)
+            && let Some((engine, target)) = self
+                .safe_search
+                .rewrite(name, &self.band_settings[client.band])
         {
             return Verdict::Rewrite {
                 engine,
@@ -243,12 +262,14 @@ impl Policies {
         let from_lists = lists.decide(name, self.band_masks[client.band] | scheduled);
         let from_band = self.bands[client.band].trie.decide(name, all);
         let from_school = self.schools[client.school].trie.decide(name, all);
+        let from_office = self.office.trie.decide(name, all);
 
         // Most specific wins; on equal depth allow beats block; then the
-        // narrower scope (school, band, lists) explains it.
+        // narrower scope (school, band, office, lists) explains it.
         let candidates = [
-            from_school.map(|m| (m, 2)),
-            from_band.map(|m| (m, 1)),
+            from_school.map(|m| (m, 3)),
+            from_band.map(|m| (m, 2)),
+            from_office.map(|m| (m, 1)),
             from_lists.map(|m| (m, 0)),
         ];
         let best = candidates
@@ -259,14 +280,15 @@ impl Policies {
             return Verdict::Allow { rule: None };
         };
         let (category, rule) = match scope {
-            2 => (
+            3 => (
                 None,
                 self.schools[client.school].rule(Scope::School(client.school), &found, name),
             ),
-            1 => (
+            2 => (
                 None,
                 self.bands[client.band].rule(Scope::Band(client.band), &found, name),
             ),
+            1 => (None, self.office.rule(Scope::Office, &found, name)),
             _ => {
                 let source = lists.rule(&found);
                 (

@@ -287,6 +287,7 @@ pub fn build(mut config: Config, generation: u64) -> Result<Snapshot, BuildError
         generation,
         counters: crate::stats::CounterTable::empty(),
         takedowns: Default::default(),
+        allowances: Default::default(),
         built_at: SystemTime::now(),
     })
 }

@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub counters: crate::stats::CounterTable,
     /// The takedown overlay (shared by every snapshot of the service).
     pub takedowns: std::sync::Arc<crate::takedown::Takedowns>,
+    /// Temporary allowances (shared by every snapshot of the service).
+    pub allowances: std::sync::Arc<crate::admin::allowances::Allowances>,
     pub built_at: SystemTime,
 }
 
@@ -60,6 +62,22 @@ impl Snapshot {
                 },
                 schedule: None,
             };
+        }
+        if let Some(allowance) = self.allowances.find(
+            &self.config.schools[client.school].id,
+            &self.config.bands[client.band].id,
+            name,
+            now.as_second(),
+        ) {
+            let verdict = Verdict::Allow {
+                rule: Some(crate::policy::Rule::Temporary {
+                    id: allowance.id,
+                    domain: allowance.domain.clone(),
+                    until: allowance.until,
+                    reason: allowance.reason.clone(),
+                }),
+            };
+            return self.policies.with_safe_search(client, name, verdict);
         }
         self.policies.evaluate(client, name, &self.lists, now)
     }

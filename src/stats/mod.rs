@@ -175,6 +175,11 @@ pub struct Stats {
     pub list_skipped: IntGaugeVec,
     pub list_loaded: prometheus::GaugeVec,
     pub reloads: IntCounterVec,
+    /// Management API requests refused: reason = missing_token, bad_token,
+    /// forbidden, locked_out, cross_origin.
+    pub admin_refused: IntCounterVec,
+    /// Configuration changes through the management API, by result.
+    pub admin_changes: IntCounterVec,
     pub generation: IntGauge,
     /// Subscription downloads by source and result.
     pub list_downloads: IntCounterVec,
@@ -315,6 +320,30 @@ impl Stats {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
+        let admin_refused = counter_vec(
+            &registry,
+            "edudns_admin_refused_total",
+            "Management API requests refused, by reason (missing_token, bad_token, forbidden, locked_out, cross_origin).",
+            &["reason"],
+        );
+        for reason in [
+            "missing_token",
+            "bad_token",
+            "forbidden",
+            "locked_out",
+            "cross_origin",
+        ] {
+            admin_refused.with_label_values(&[reason]);
+        }
+        let admin_changes = counter_vec(
+            &registry,
+            "edudns_admin_changes_total",
+            "Policy changes through the management API, by result (applied, invalid, conflict).",
+            &["result"],
+        );
+        for result in ["applied", "invalid", "conflict"] {
+            admin_changes.with_label_values(&[result]);
+        }
         let list_downloads = counter_vec(
             &registry,
             "edudns_list_downloads_total",
@@ -369,6 +398,8 @@ impl Stats {
             list_skipped,
             list_loaded,
             reloads,
+            admin_refused,
+            admin_changes,
             generation,
             list_downloads,
             list_download_success,

@@ -95,6 +95,10 @@ impl Store {
         connection
             .execute_batch(crate::takedown::SCHEMA)
             .map_err(wrap)?;
+        connection
+            .execute_batch(crate::admin::allowances::SCHEMA)
+            .map_err(wrap)?;
+        crate::admin::audit::migrate(&connection).map_err(wrap)?;
         Ok(Store {
             path: path.to_path_buf(),
             connection,

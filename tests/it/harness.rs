@@ -145,6 +145,32 @@ impl TestServer {
         self.query_from("127.0.0.2", name, rtype).await
     }
 
+    /// A new API token with `role` ("office", "school:s1", "auditor").
+    pub fn token(&self, role: &str) -> String {
+        let config = self.running.handler.snapshot.load().config.clone();
+        let role = edudns::admin::tokens::Role::parse(role).unwrap();
+        edudns::admin::tokens::create(&config.admin.tokens_file, &role, &format!("test {role}"))
+            .unwrap()
+            .0
+    }
+
+    /// GET on the management listener with an office token.
+    pub async fn api_get(&self, path: &str) -> (u16, String, String) {
+        let token = self.token("office");
+        let auth = format!("Bearer {token}");
+        let addr = self.running.management_addr;
+        http_request(
+            addr,
+            "127.0.0.1",
+            "GET",
+            path,
+            &addr.to_string(),
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await
+    }
+
     pub fn counters(&self) -> edudns::dns::counters::CountersSnapshot {
         self.running.handler.counters.snapshot()
     }

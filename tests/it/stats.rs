@@ -125,11 +125,11 @@ async fn counts_match_a_known_query_mix_in_metrics_rollups_and_report() {
 
     // The report, over the management API.
     let day = today();
-    let (status, _, body) = http_get(
-        server.running.management_addr,
-        &format!("/api/v1/reports?school=s1&from={day}&to={day}&format=json"),
-    )
-    .await;
+    let (status, _, body) = server
+        .api_get(&format!(
+            "/api/v1/reports?school=s1&from={day}&to={day}&format=json"
+        ))
+        .await;
     assert_eq!(status, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let report = &json["report"];
@@ -180,24 +180,21 @@ async fn counts_match_a_known_query_mix_in_metrics_rollups_and_report() {
     assert!(json["signature"].is_null(), "no key yet: unsigned");
 
     for format in ["csv", "html"] {
-        let (status, _, body) = http_get(
-            server.running.management_addr,
-            &format!("/api/v1/reports?school=s1&from={day}&to={day}&format={format}"),
-        )
-        .await;
+        let (status, _, body) = server
+            .api_get(&format!(
+                "/api/v1/reports?school=s1&from={day}&to={day}&format={format}"
+            ))
+            .await;
         assert_eq!(status, 200);
         assert!(body.contains("38"), "{format}: {body}");
         assert!(!body.contains("127.0.0"), "{format}: no client address");
     }
-    let (status, _, body) = http_get(
-        server.running.management_addr,
-        "/api/v1/reports?school=nope&from=2026-01-01&to=2026-01-02",
-    )
-    .await;
+    let (status, _, body) = server
+        .api_get("/api/v1/reports?school=nope&from=2026-01-01&to=2026-01-02")
+        .await;
     assert_eq!(status, 400);
     assert!(body.contains("unknown school"), "{body}");
-    let (status, _, body) =
-        http_get(server.running.management_addr, "/api/v1/reports?school=s1").await;
+    let (status, _, body) = server.api_get("/api/v1/reports?school=s1").await;
     assert_eq!(status, 400, "{body}");
 }
 
@@ -208,11 +205,9 @@ async fn small_cells_are_hidden_with_complementary_suppression() {
     send(&server, "127.0.0.2", "www.social.example.", 3).await;
     server.running.flush().unwrap();
     let day = today();
-    let (_, _, body) = http_get(
-        server.running.management_addr,
-        &format!("/api/v1/reports?school=s1&from={day}&to={day}"),
-    )
-    .await;
+    let (_, _, body) = server
+        .api_get(&format!("/api/v1/reports?school=s1&from={day}&to={day}"))
+        .await;
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let categories = json["report"]["blocked_by_category"].as_array().unwrap();
     // social (3) is hidden; gambling is hidden too, or 33 - gambling = social.

@@ -340,7 +340,7 @@ async fn cli_status_update_and_the_lists_api_show_failures() {
         status.contains("feed") && status.contains("40") && status.contains("shrank"),
         "{status}"
     );
-    let (code, _, body) = http_get(server.running.management_addr, "/api/v1/lists").await;
+    let (code, _, body) = server.api_get("/api/v1/lists").await;
     assert_eq!(code, 200);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let feed = json["lists"]

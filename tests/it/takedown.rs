@@ -90,11 +90,11 @@ async fn a_feed_entry_blocks_every_band_within_two_seconds_without_failures() {
         .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").unwrap())
         .date()
         .to_string();
-    let (_, _, report) = http_get(
-        server.running.management_addr,
-        &format!("/api/v1/reports?school=s1&from={today}&to={today}"),
-    )
-    .await;
+    let (_, _, report) = server
+        .api_get(&format!(
+            "/api/v1/reports?school=s1&from={today}&to={today}"
+        ))
+        .await;
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["report"]["takedowns"][0]["domain"], "evil.example");
     assert_eq!(
@@ -177,7 +177,7 @@ async fn the_office_pushes_entries_through_the_api_with_its_token() {
         .await;
     assert_eq!(a_records(&staff), vec!["10.99.0.1"], "every band, at once");
     assert!(started.elapsed() < Duration::from_secs(2));
-    let (_, _, list) = http_get(api, "/api/v1/takedowns").await;
+    let (_, _, list) = server.api_get("/api/v1/takedowns").await;
     assert!(
         list.contains("urgent.example") && list.contains("CV 7/SGDĐT"),
         "{list}"

@@ -1,0 +1,8 @@
+//! Policy administration: API tokens and roles, the audit log, temporary
+//! allowances and the edits the management API makes to the config file.
+//! The HTTP side is `web::admin`; the CLI side is `edudns tokens`.
+
+pub mod allowances;
+pub mod audit;
+pub mod edit;
+pub mod tokens;
