@@ -6,6 +6,7 @@ mod harness;
 mod hostile;
 mod upstream;
 
+mod admin;
 mod bypass;
 mod cli;
 mod filtering;

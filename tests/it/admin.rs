@@ -1,0 +1,914 @@
+//! The administration API: roles, errors, concurrent edits, changes applied
+//! under load and kept across a restart, the audit log, temporary
+//! allowances, the review queue, the OpenAPI document and the defences of
+//! the listener. Everything against the real server on loopback.
+
+use crate::harness::{TestServer, a_records, base_config, http_request};
+use crate::upstream::TestUpstream;
+use edudns::app::start;
+use edudns::reload::{ConfigSource, Overrides};
+use hickory_proto::rr::RecordType;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Two schools: s1 (127.0.0.0/24, from the base config) and s2.
+fn config() -> String {
+    base_config(
+        r#"
+[[school]]
+id = "s2"
+name = "Trường Hai"
+networks = ["127.0.1.0/24"]
+"#,
+    )
+}
+
+/// One API call: (status, headers, body as JSON or Null).
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if let Some(auth) = &auth {
+        all.push(("Authorization", auth));
+    }
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        all.push(("Content-Type", "application/json"));
+    }
+    let (status, head, text) = http_request(
+        addr,
+        "127.0.0.1",
+        method,
+        path,
+        &addr.to_string(),
+        &all,
+        body,
+    )
+    .await;
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, head, json)
+}
+
+fn etag_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("etag")
+                .then(|| value.trim().to_string())
+        })
+        .expect("an ETag header")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_each_role_as_documented() {
+    let server = TestServer::start(&config(), None).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+    let school1 = server.token("school:s1");
+    let school2 = server.token("school:s2");
+    let auditor = server.token("auditor");
+    let (_, head, _) = call(api, "GET", "/api/v1/bands", Some(&office), &[], "").await;
+    let etag = etag_of(&head);
+    let if_match = [("If-Match", etag.as_str())];
+    // (method, path, body, headers, [none, office, school:s1, school:s2, auditor])
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        [u16; 5],
+    );
+    let cases: Vec<Case> = vec![
+        ("GET", "/api/v1/whoami", "", &[], [401, 200, 200, 200, 200]),
+        ("GET", "/api/v1/schools", "", &[], [401, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/api/v1/schools/s1",
+            "",
+            &[],
+            [401, 200, 200, 403, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/schools/nope",
+            "",
+            &[],
+            [401, 404, 403, 403, 404],
+        ),
+        ("GET", "/api/v1/bands", "", &[], [401, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/api/v1/bands/teen",
+            "",
+            &[],
+            [401, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/bands/nope",
+            "",
+            &[],
+            [401, 404, 404, 404, 404],
+        ),
+        ("GET", "/api/v1/office", "", &[], [401, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/api/v1/categories",
+            "",
+            &[],
+            [401, 200, 200, 200, 200],
+        ),
+        ("GET", "/api/v1/lists", "", &[], [401, 200, 200, 200, 200]),
+        ("GET", "/api/v1/reviews", "", &[], [401, 200, 200, 200, 403]),
+        (
+            "GET",
+            "/api/v1/reviews?status=bogus",
+            "",
+            &[],
+            [401, 400, 400, 400, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/allowances",
+            "",
+            &[],
+            [401, 200, 200, 200, 403],
+        ),
+        ("GET", "/api/v1/audit", "", &[], [401, 200, 403, 403, 403]),
+        (
+            "GET",
+            "/api/v1/audit?limit=x",
+            "",
+            &[],
+            [401, 400, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/takedowns",
+            "",
+            &[],
+            [401, 200, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/reports?school=s1&from=2026-01-01&to=2026-01-02",
+            "",
+            &[],
+            [401, 200, 200, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/test",
+            r#"{"name":"bet.example","school":"s1","band":"teen"}"#,
+            &[],
+            [401, 200, 200, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/test",
+            r#"{"name":"bet.example","school":"s1","band":"nope"}"#,
+            &[],
+            [401, 404, 404, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/test",
+            r#"{"name":"bet.example","school":"s1"}"#,
+            &[],
+            [401, 400, 400, 400, 400],
+        ),
+        (
+            "POST",
+            "/api/v1/test",
+            r#"{"name":"not a name!","school":"s1","band":"teen"}"#,
+            &[],
+            [401, 400, 400, 403, 403],
+        ),
+        (
+            "PATCH",
+            "/api/v1/bands/teen",
+            r#"{"block":["gambling"]}"#,
+            &if_match,
+            [401, 200, 403, 403, 403],
+        ),
+        (
+            "PATCH",
+            "/api/v1/bands/teen",
+            r#"{"blok":["gambling"]}"#,
+            &[],
+            [401, 400, 403, 403, 403],
+        ),
+        (
+            "PATCH",
+            "/api/v1/bands/nope",
+            r#"{"block":[]}"#,
+            &[("If-Match", "*")],
+            [401, 404, 403, 403, 403],
+        ),
+        (
+            "PATCH",
+            "/api/v1/schools/s2",
+            r#"{"deny":["x.example"]}"#,
+            &[("If-Match", "*")],
+            [401, 200, 403, 200, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/office/deny",
+            r#"{"domain":"office-deny.example"}"#,
+            &[],
+            [401, 200, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/office/other",
+            r#"{"domain":"x.example"}"#,
+            &[],
+            [401, 404, 403, 403, 403],
+        ),
+        (
+            "DELETE",
+            "/api/v1/office/deny/office-deny.example",
+            "",
+            &[],
+            [401, 200, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/allowances",
+            r#"{"school":"s1","band":"young","domain":"social.example","minutes":45,"reason":"bài học"}"#,
+            &[],
+            [401, 201, 201, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/allowances",
+            r#"{"school":"s1","band":"young","domain":"social.example","minutes":0}"#,
+            &[],
+            [401, 400, 400, 403, 403],
+        ),
+        (
+            "DELETE",
+            "/api/v1/allowances/999999",
+            "",
+            &[],
+            [401, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/api/v1/reviews/999999/accept",
+            "",
+            &[],
+            [401, 404, 404, 404, 404],
+        ),
+        ("POST", "/api/v1/reload", "", &[], [401, 200, 403, 403, 403]),
+        (
+            "POST",
+            "/api/v1/takedowns",
+            "[]",
+            &[],
+            [401, 200, 403, 403, 403],
+        ),
+    ];
+    let tokens = [
+        None,
+        Some(&office),
+        Some(&school1),
+        Some(&school2),
+        Some(&auditor),
+    ];
+    for (method, path, body, headers, expected) in &cases {
+        for (token, want) in tokens.iter().zip(expected) {
+            let (status, _, answer) =
+                call(api, method, path, token.map(|t| t.as_str()), headers, body).await;
+            let role = match token {
+                None => "no token".to_string(),
+                Some(t) if *t == &office => "office".into(),
+                Some(t) if *t == &school1 => "school:s1".into(),
+                Some(t) if *t == &school2 => "school:s2".into(),
+                Some(_) => "auditor".into(),
+            };
+            assert_eq!(status, *want, "{method} {path} as {role}: {answer}");
+            if status >= 400 {
+                assert!(
+                    answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "{method} {path} as {role}: errors carry a message: {answer}"
+                );
+            }
+        }
+    }
+    // School staff see only their school.
+    let (_, _, schools) = call(api, "GET", "/api/v1/schools", Some(&school2), &[], "").await;
+    let ids: Vec<&str> = schools["schools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["s2"]);
+    // A wrong-role attempt is counted, without any address or token in a label.
+    let (_, _, metrics) = crate::harness::http_get(api, "/metrics").await;
+    assert!(
+        metrics.contains("edudns_admin_refused_total{reason=\"forbidden\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("edudns_admin_refused_total{reason=\"missing_token\"}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_band_change_applies_within_a_second_with_no_failed_query_and_survives_a_restart() {
+    let upstream = TestUpstream::builder()
+        .a("social.example", "192.0.2.7".parse().unwrap())
+        .start()
+        .await;
+    let config = format!("# Hand-written note the API must keep.\n{}", config());
+    let server = TestServer::start(&config, Some(upstream)).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+    let blocked = server.query("social.example.", RecordType::A).await;
+    assert_eq!(
+        a_records(&blocked),
+        vec!["10.99.0.1"],
+        "young blocks social"
+    );
+
+    // A client asks continuously while the office edits.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (asked, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let addr = server.addr;
+    let client = {
+        let (stop, asked, failed) = (stop.clone(), asked.clone(), failed.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let ok = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    crate::harness::query_udp(addr, "127.0.0.2", "casino.example.", RecordType::A),
+                )
+                .await
+                .is_ok_and(|m| a_records(&m) == vec!["10.99.0.1"]);
+                asked.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, head, before) = call(api, "GET", "/api/v1/bands/young", Some(&office), &[], "").await;
+    assert_eq!(before["block"], json!(["gambling", "social"]));
+    let etag = etag_of(&head);
+    let started = Instant::now();
+    let (status, head, answer) = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/young",
+        Some(&office),
+        &[("If-Match", &etag), ("Origin", &format!("http://{api}"))],
+        r#"{"block":["gambling"]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["value"]["block"], json!(["gambling"]));
+    assert_ne!(etag_of(&head), etag, "a change gives a new ETag");
+    // The new verdict is in force within one second.
+    loop {
+        let m = server.query("social.example.", RecordType::A).await;
+        if a_records(&m) == vec!["192.0.2.7"] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "not applied within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    client.await.unwrap();
+    assert!(asked.load(Ordering::Relaxed) > 10);
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no query failed during the change"
+    );
+    eprintln!("band change in force after {took:?}");
+
+    // Persisted: comments kept, mode 0600, and the audit log says who and what.
+    let path = server.path("edudns.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("# Hand-written note the API must keep."));
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let (_, _, audit) = call(api, "GET", "/api/v1/audit", Some(&office), &[], "").await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["action"], "band.update");
+    assert_eq!(entry["subject"], "band:young");
+    assert_eq!(entry["role"], "office");
+    assert_eq!(entry["actor"], "test office");
+    assert!(entry["before"].as_str().unwrap().contains("social"));
+    assert!(!entry["after"].as_str().unwrap().contains("social"));
+
+    // A restart on the same files keeps the change.
+    let TestServer {
+        running,
+        dir,
+        upstream,
+        ..
+    } = server;
+    drop(running);
+    let overrides = Overrides {
+        upstreams: upstream.iter().map(|u| u.addr).collect(),
+        ..Overrides::default()
+    };
+    let again = start(
+        ConfigSource::File(dir.path().join("edudns.toml")),
+        overrides,
+    )
+    .await
+    .unwrap();
+    let m = crate::harness::query_udp(
+        again.dns_addrs()[0],
+        "127.0.0.2",
+        "social.example.",
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(
+        a_records(&m),
+        vec!["192.0.2.7"],
+        "still allowed after a restart"
+    );
+    drop(upstream);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_editors_cannot_overwrite_each_other_and_a_bad_edit_changes_nothing() {
+    let server = TestServer::start(&config(), None).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+    let (_, head, _) = call(api, "GET", "/api/v1/bands/teen", Some(&office), &[], "").await;
+    let read_by_both = etag_of(&head);
+    let first = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[("If-Match", &read_by_both)],
+        r#"{"deny":["a.example"]}"#,
+    )
+    .await;
+    assert_eq!(first.0, 200, "{}", first.2);
+    let second = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[("If-Match", &read_by_both)],
+        r#"{"deny":["b.example"]}"#,
+    )
+    .await;
+    assert_eq!(second.0, 412, "{}", second.2);
+    assert_eq!(
+        etag_of(&second.1),
+        etag_of(&first.1),
+        "412 carries the current ETag"
+    );
+    let missing = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[],
+        r#"{"deny":["b.example"]}"#,
+    )
+    .await;
+    assert_eq!(missing.0, 428);
+    let (_, _, teen) = call(api, "GET", "/api/v1/bands/teen", Some(&office), &[], "").await;
+    assert_eq!(teen["deny"], json!(["a.example"]), "the first edit stands");
+
+    // Invalid: an unknown category and a broken domain, named by field.
+    let text_before = std::fs::read_to_string(server.path("edudns.toml")).unwrap();
+    let generation = server.running.handler.snapshot.load().generation;
+    let (status, _, answer) = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[("If-Match", "*")],
+        r#"{"block":["gambling","no-such-category"],"allow":["bad name!"]}"#,
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    let keys: Vec<&str> = answer["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"band[1].block[1]"), "{answer}");
+    assert!(keys.contains(&"band[1].allow[0]"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-category")
+    );
+    assert_eq!(
+        std::fs::read_to_string(server.path("edudns.toml")).unwrap(),
+        text_before
+    );
+    assert_eq!(
+        server.running.handler.snapshot.load().generation,
+        generation
+    );
+    let m = server
+        .query_from("127.0.0.3", "bet.example.", RecordType::A)
+        .await;
+    assert_eq!(a_records(&m), vec!["10.99.0.1"], "the running policy stays");
+    let (_, _, metrics) = crate::harness::http_get(api, "/metrics").await;
+    assert!(
+        metrics.contains("edudns_admin_changes_total{result=\"invalid\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("edudns_admin_changes_total{result=\"conflict\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_allowance_works_then_lapses_by_itself_and_is_audited() {
+    let clock = Arc::new(edudns::clock::ManualClock::new(jiff::Timestamp::now()));
+    let upstream = TestUpstream::builder()
+        .ttl(1)
+        .a("social.example", "192.0.2.7".parse().unwrap())
+        .start()
+        .await;
+    let server = TestServer::start_with_clock(&config(), Some(upstream), clock.clone()).await;
+    let api = server.running.management_addr;
+    let teacher = server.token("school:s1");
+    let office = server.token("office");
+    let (status, _, created) = call(
+        api,
+        "POST",
+        "/api/v1/allowances",
+        Some(&teacher),
+        &[],
+        r#"{"school":"s1","band":"young","domain":"social.example","minutes":45,"reason":"Bài học tin học"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let young = server.query("www.social.example.", RecordType::A).await;
+    assert_eq!(
+        a_records(&young).len(),
+        0,
+        "no record upstream for www, but not the sinkhole: {young:?}"
+    );
+    let m = server.query("social.example.", RecordType::A).await;
+    assert_eq!(a_records(&m), vec!["192.0.2.7"], "allowed for the lesson");
+    let (_, _, explained) = call(
+        api,
+        "POST",
+        "/api/v1/test",
+        Some(&teacher),
+        &[],
+        r#"{"name":"social.example","school":"s1","band":"young"}"#,
+    )
+    .await;
+    assert_eq!(explained["verdict"], "allowed");
+    assert!(
+        explained["rule"]
+            .as_str()
+            .unwrap()
+            .contains("temporary allowance"),
+        "{explained}"
+    );
+    // Another school's band is not affected.
+    let other = call(
+        api,
+        "POST",
+        "/api/v1/test",
+        Some(&office),
+        &[],
+        r#"{"name":"social.example","school":"s2","band":"young"}"#,
+    )
+    .await;
+    assert_eq!(other.2["verdict"], "blocked");
+
+    // 46 minutes later it has lapsed, without anyone doing anything.
+    clock.set(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(46 * 60));
+    let m = server.query("social.example.", RecordType::A).await;
+    assert_eq!(a_records(&m), vec!["10.99.0.1"], "blocked again");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, audit) = call(api, "GET", "/api/v1/audit", Some(&office), &[], "").await;
+        let actions: Vec<&str> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        if actions.contains(&"allowance.expired") {
+            assert!(actions.contains(&"allowance.add"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "lapse not audited: {actions:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, _, list) = call(api, "GET", "/api/v1/allowances", Some(&office), &[], "").await;
+    assert_eq!(list["allowances"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_queue_is_scoped_to_the_school_and_accepting_unblocks() {
+    let upstream = TestUpstream::builder()
+        .a("casino.example", "192.0.2.9".parse().unwrap())
+        .start()
+        .await;
+    let server = TestServer::start(&config(), Some(upstream)).await;
+    let api = server.running.management_addr;
+    {
+        let store = server.running.store.lock().unwrap();
+        for school in ["s1", "s2"] {
+            edudns::reviews::request(
+                store.connection(),
+                &edudns::reviews::NewReview {
+                    now: 1,
+                    day: "2026-11-24",
+                    school,
+                    band: "teen",
+                    domain: "casino.example",
+                    category: "gambling",
+                    comment: "<script>alert(1)</script>",
+                },
+            )
+            .unwrap();
+        }
+    }
+    let school1 = server.token("school:s1");
+    let school2 = server.token("school:s2");
+    let (_, _, mine) = call(
+        api,
+        "GET",
+        "/api/v1/reviews?status=pending",
+        Some(&school1),
+        &[],
+        "",
+    )
+    .await;
+    let mine = mine["reviews"].as_array().unwrap().clone();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["school"], "s1");
+    let id = mine[0]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/reviews/{id}/accept");
+    assert_eq!(
+        call(api, "POST", &path, Some(&school2), &[], "").await.0,
+        403
+    );
+    let (status, _, accepted) = call(api, "POST", &path, Some(&school1), &[], "").await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["status"], "accepted");
+    assert_eq!(
+        call(api, "POST", &path, Some(&school1), &[], "").await.0,
+        409
+    );
+    let m = server
+        .query_from("127.0.0.3", "casino.example.", RecordType::A)
+        .await;
+    assert_eq!(
+        a_records(&m),
+        vec!["192.0.2.9"],
+        "accepted → allowed at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_refuses_forgery_oversize_bodies_h2c_and_token_guessing() {
+    let server = TestServer::start(&config(), None).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+    let domain = r#"{"domain":"x.example"}"#;
+    // Another site's page posting to the API.
+    let (status, head, _) = call(
+        api,
+        "POST",
+        "/api/v1/office/deny",
+        Some(&office),
+        &[("Origin", "http://evil.example")],
+        domain,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin"),
+        "{head}"
+    );
+    let fetch_site = call(
+        api,
+        "POST",
+        "/api/v1/office/deny",
+        Some(&office),
+        &[("Sec-Fetch-Site", "cross-site")],
+        domain,
+    )
+    .await;
+    assert_eq!(fetch_site.0, 403);
+    let form = call(
+        api,
+        "POST",
+        "/api/v1/office/deny",
+        Some(&office),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        "domain=x.example",
+    )
+    .await;
+    assert_eq!(form.0, 415);
+    let same_origin = call(
+        api,
+        "POST",
+        "/api/v1/office/deny",
+        Some(&office),
+        &[("Origin", &format!("http://{api}"))],
+        domain,
+    )
+    .await;
+    assert_eq!(same_origin.0, 200, "{}", same_origin.2);
+    // Bodies over 1 MiB: refused from the Content-Length, before reading them.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stream = tokio::net::TcpStream::connect(api).await.unwrap();
+        let head = format!(
+            "POST /api/v1/office/deny HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {office}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"domain\":\"",
+            (1 << 20) + 100
+        );
+        let (mut reader, mut writer) = stream.into_split();
+        let sender = tokio::spawn(async move {
+            let _ = writer.write_all(head.as_bytes()).await;
+            let _ = writer.write_all(&vec![b'a'; (1 << 20) + 100]).await;
+            writer
+        });
+        let mut raw = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut raw))
+            .await
+            .expect("an answer before the body is complete")
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        drop(sender.await);
+    }
+    // HTTP/2 cleartext upgrade: answered over HTTP/1.1, never 101.
+    let (status, head, _) = http_request(
+        api,
+        "127.0.0.1",
+        "GET",
+        "/api/v1/openapi.json",
+        &api.to_string(),
+        &[
+            ("Connection", "Upgrade, HTTP2-Settings"),
+            ("Upgrade", "h2c"),
+            ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+        ],
+        "",
+    )
+    .await;
+    assert_ne!(status, 101, "{head}");
+    assert!(head.starts_with("HTTP/1.1"), "{head}");
+    // Prior-knowledge HTTP/2 preface: no HTTP/2 SETTINGS frame comes back.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(api).await.unwrap();
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut raw)).await;
+        assert!(
+            raw.is_empty() || raw.starts_with(b"HTTP/1.1 4"),
+            "{:?}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    // A revoked token stops working at once (and counts as a failure).
+    let token = server.token("auditor");
+    assert_eq!(
+        call(api, "GET", "/api/v1/whoami", Some(&token), &[], "")
+            .await
+            .0,
+        200
+    );
+    let id = token.split('_').nth(1).unwrap().to_string();
+    let tokens_file = server
+        .running
+        .handler
+        .snapshot
+        .load()
+        .config
+        .admin
+        .tokens_file
+        .clone();
+    assert!(edudns::admin::tokens::revoke(&tokens_file, &id).unwrap());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&tokens_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        call(api, "GET", "/api/v1/whoami", Some(&token), &[], "")
+            .await
+            .0,
+        401
+    );
+    // Four more wrong tokens (five in all) lock the source out, even for a right token after.
+    for _ in 0..4 {
+        let (status, head, _) = call(
+            api,
+            "GET",
+            "/api/v1/whoami",
+            Some("edudns_00000000_guess"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: bearer")
+        );
+    }
+    let (status, head, answer) = call(api, "GET", "/api/v1/whoami", Some(&office), &[], "").await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"));
+    let (_, _, metrics) = crate::harness::http_get(api, "/metrics").await;
+    assert!(
+        metrics.contains("edudns_admin_refused_total{reason=\"bad_token\"} 5"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("edudns_admin_refused_total{reason=\"locked_out\"} 1"));
+    assert!(metrics.contains("edudns_admin_refused_total{reason=\"cross_origin\"} 2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_exactly_the_served_routes() {
+    let server = TestServer::start(&config(), None).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+    let (status, _, doc) = call(api, "GET", "/api/v1/openapi.json", None, &[], "").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "patch", "delete", "put"].contains(&method.as_str()) {
+                documented.push((method.to_uppercase(), format!("/api/v1{path}")));
+                let op = &item[method];
+                assert!(op["summary"].is_string(), "{method} {path} has a summary");
+                assert!(op["responses"].is_object(), "{method} {path} has responses");
+            }
+        }
+    }
+    let mut served: Vec<(String, String)> = edudns::web::API_ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served, "openapi.json and the router disagree");
+    // Each documented route is really served (not the 404 fallback, not 405).
+    for (method, path) in &served {
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{list}", "deny")
+            .replace("{domain}", "nothing.example")
+            .replace("{decision}", "reject");
+        let body = if method == "GET" || method == "DELETE" {
+            ""
+        } else {
+            "{}"
+        };
+        let (status, _, answer) = call(api, method, &concrete, Some(&office), &[], body).await;
+        assert_ne!(status, 405, "{method} {concrete}");
+        assert!(
+            !answer["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no such endpoint"),
+            "{method} {concrete} is not routed"
+        );
+    }
+    let (status, _, answer) = call(api, "GET", "/api/v1/nothing", Some(&office), &[], "").await;
+    assert_eq!(status, 404);
+    assert!(answer["error"].as_str().unwrap().contains("openapi.json"));
+}
