@@ -912,3 +912,157 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
     assert_eq!(status, 404);
     assert!(answer["error"].as_str().unwrap().contains("openapi.json"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_chromium_unticks_a_category_and_the_domain_becomes_allowed() {
+    let upstream = TestUpstream::builder()
+        .a("social.example", "192.0.2.7".parse().unwrap())
+        .start()
+        .await;
+    let server = TestServer::start(&config(), Some(upstream)).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+    {
+        // A student's review comment and domain with markup: shown as text.
+        let store = server.running.store.lock().unwrap();
+        edudns::reviews::request(
+            store.connection(),
+            &edudns::reviews::NewReview {
+                now: 1,
+                day: "2026-11-24",
+                school: "s1",
+                band: "young",
+                domain: "social.example",
+                category: "social",
+                comment: "<img src=x onerror=\"document.title='pwned'\">",
+            },
+        )
+        .unwrap();
+    }
+    let blocked = server.query("social.example.", RecordType::A).await;
+    assert_eq!(a_records(&blocked), vec!["10.99.0.1"]);
+
+    // A tablet-sized window.
+    let browser = crate::harness::ChromeDriver::start(1024, 1366, &[]).await;
+    browser
+        .cmd(
+            "POST",
+            "/url",
+            json!({"url": format!("http://{api}/console/")}),
+        )
+        .await;
+    let title = browser
+        .eval("return document.querySelector('h1').textContent;")
+        .await;
+    assert!(
+        title.as_str().unwrap().contains("Quản lý bộ lọc DNS"),
+        "Vietnamese first: {title}"
+    );
+    let input = browser.find("#token").await;
+    browser
+        .cmd(
+            "POST",
+            &format!("/element/{input}/value"),
+            json!({"text": office}),
+        )
+        .await;
+    let signin = browser.find("#signin").await;
+    browser
+        .cmd("POST", &format!("/element/{signin}/click"), json!({}))
+        .await;
+    let checkbox = browser
+        .find("input[data-band=\"young\"][data-category=\"social\"]")
+        .await;
+    let checked = browser
+        .cmd(
+            "GET",
+            &format!("/element/{checkbox}/property/checked"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(checked, Value::Bool(true), "young blocks social");
+    browser
+        .cmd("POST", &format!("/element/{checkbox}/click"), json!({}))
+        .await;
+    let save = browser.find("button[data-save=\"young\"]").await;
+    browser
+        .cmd("POST", &format!("/element/{save}/click"), json!({}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = browser
+            .eval("return document.getElementById('status').textContent;")
+            .await;
+        if status.as_str().unwrap_or("").contains("Đã lưu") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no confirmation: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = server.query("social.example.", RecordType::A).await;
+    assert_eq!(
+        a_records(&m),
+        vec!["192.0.2.7"],
+        "the console's change is in force"
+    );
+
+    // The review queue shows the student's markup as text, not as HTML.
+    let tab = browser.find("button[data-tab=\"reviews\"]").await;
+    browser
+        .cmd("POST", &format!("/element/{tab}/click"), json!({}))
+        .await;
+    browser.find("#reviews tbody td").await;
+    let cells = browser
+        .eval("return document.getElementById('reviews').textContent;")
+        .await;
+    assert!(cells.as_str().unwrap().contains("<img src=x"), "{cells}");
+    let images = browser
+        .eval("return document.querySelectorAll('#reviews img').length;")
+        .await;
+    assert_eq!(images, json!(0));
+    assert_ne!(browser.eval("return document.title;").await, json!("pwned"));
+    // English on demand.
+    let toggle = browser.find("#lang").await;
+    browser
+        .cmd("POST", &format!("/element/{toggle}/click"), json!({}))
+        .await;
+    let tab = browser
+        .eval("return document.querySelector('button[data-tab=policy]').textContent;")
+        .await;
+    assert_eq!(tab, json!("Policy"));
+    let policy = browser.find("button[data-tab=\"policy\"]").await;
+    browser
+        .cmd("POST", &format!("/element/{policy}/click"), json!({}))
+        .await;
+    browser.find("#grid input").await;
+
+    let png = browser.cmd("GET", "/screenshot", Value::Null).await;
+    let png = base64_decode(png.as_str().unwrap());
+    assert!(png.starts_with(b"\x89PNG"));
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("console-screenshot.png"), png).unwrap();
+}
+
+/// Standard base64 (WebDriver screenshots), without another dependency.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => 0,
+        }
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for chunk in bytes.chunks(4) {
+        let n = chunk.iter().fold(0u32, |acc, &c| (acc << 6) | value(c)) << (6 * (4 - chunk.len()));
+        let pad = chunk.iter().filter(|&&c| c == b'=').count();
+        let full = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&full[..3 - pad.min(2)]);
+    }
+    out
+}

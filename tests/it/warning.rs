@@ -440,144 +440,46 @@ async fn https_with_the_school_ca_shows_the_page() {
     );
 }
 
-/// A WebDriver command to chromedriver (which keeps connections open, so
-/// the answer is read by its Content-Length).
-async fn webdriver(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: &serde_json::Value,
-) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (head_len, length) = loop {
-        let n = tokio::time::timeout(deadline - Instant::now(), stream.read(&mut chunk))
-            .await
-            .expect("webdriver answer")
-            .unwrap();
-        assert!(n > 0, "webdriver closed the connection");
-        raw.extend_from_slice(&chunk[..n]);
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            break (end + 4, length);
-        }
-    };
-    while raw.len() < head_len + length {
-        let n = tokio::time::timeout(deadline - Instant::now(), stream.read(&mut chunk))
-            .await
-            .expect("webdriver body")
-            .unwrap();
-        assert!(n > 0, "webdriver closed the connection early");
-        raw.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&raw[..head_len]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let answer = String::from_utf8_lossy(&raw[head_len..]).to_string();
-    let json: serde_json::Value = serde_json::from_str(&answer).unwrap_or(serde_json::Value::Null);
-    assert_eq!(status, 200, "{method} {path}: {answer}");
-    json["value"].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_submits_the_form_in_chromium_and_it_reaches_reviews_list() {
-    assert!(
-        std::path::Path::new("/usr/bin/chromedriver").exists(),
-        "chromium-driver is installed (.ci/run installs it)"
-    );
     let server = TestServer::start(&config(), None).await;
     let http = server.running.http_addrs[0];
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut driver = Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "chromedriver did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let profile = tempfile::tempdir().unwrap();
-    let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-        "binary": "/usr/bin/chromium",
-        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=412,1400",
-                 format!("--user-data-dir={}", profile.path().display()),
-                 format!("--host-resolver-rules=MAP www.bet.example 127.0.0.1:{}", http.port())]}}}});
-    let session = webdriver(port, "POST", "/session", &capabilities).await;
-    let id = session["sessionId"].as_str().expect("session").to_string();
-    let url = |path: &str| format!("/session/{id}{path}");
-    webdriver(
-        port,
-        "POST",
-        &url("/url"),
-        &serde_json::json!({"url": "http://www.bet.example/"}),
+    let browser = ChromeDriver::start(
+        412,
+        1400,
+        &[format!(
+            "--host-resolver-rules=MAP www.bet.example 127.0.0.1:{}",
+            http.port()
+        )],
     )
     .await;
-    let find = |css: &'static str| serde_json::json!({"using": "css selector", "value": css});
-    let element_key = "element-6066-11e4-a52e-4f735466cecf";
-    let textarea = webdriver(port, "POST", &url("/element"), &find("textarea")).await[element_key]
-        .as_str()
-        .unwrap()
-        .to_string();
-    webdriver(
-        port,
-        "POST",
-        &url(&format!("/element/{textarea}/value")),
-        &serde_json::json!({"text": "Cần cho bài học lịch sử"}),
-    )
-    .await;
-    let button = webdriver(port, "POST", &url("/element"), &find("button[type=submit]")).await
-        [element_key]
-        .as_str()
-        .unwrap()
-        .to_string();
-    webdriver(
-        port,
-        "POST",
-        &url(&format!("/element/{button}/click")),
-        &serde_json::json!({}),
-    )
-    .await;
+    browser
+        .cmd(
+            "POST",
+            "/url",
+            serde_json::json!({"url": "http://www.bet.example/"}),
+        )
+        .await;
+    let textarea = browser.find("textarea").await;
+    browser
+        .cmd(
+            "POST",
+            &format!("/element/{textarea}/value"),
+            serde_json::json!({"text": "Cần cho bài học lịch sử"}),
+        )
+        .await;
+    let button = browser.find("button[type=submit]").await;
+    browser
+        .cmd(
+            "POST",
+            &format!("/element/{button}/click"),
+            serde_json::json!({}),
+        )
+        .await;
     // The click submits the form; wait for the answer page.
     let mut source = serde_json::Value::Null;
     for _ in 0..50 {
-        source = webdriver(port, "GET", &url("/source"), &serde_json::Value::Null).await;
+        source = browser.cmd("GET", "/source", serde_json::Value::Null).await;
         if !source.as_str().unwrap_or("").contains("<textarea") {
             break;
         }
@@ -587,9 +489,7 @@ async fn a_student_submits_the_form_in_chromium_and_it_reaches_reviews_list() {
         source.as_str().unwrap_or("").contains("Đã gửi yêu cầu"),
         "{source}"
     );
-    webdriver(port, "DELETE", &url(""), &serde_json::Value::Null).await;
-    let _ = driver.kill();
-    let _ = driver.wait();
+    drop(browser);
 
     let list = Command::new(BIN)
         .args(["reviews", "list", "-c"])

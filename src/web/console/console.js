@@ -1,0 +1,328 @@
+// edudns console. No framework, no CDN: served by edudns itself.
+// Every text that comes from the API is inserted with textContent, never as
+// markup: domain names and comments in the review queue and the audit log
+// are typed by students and may carry HTML.
+"use strict";
+
+const STRINGS = {
+  vi: {
+    title: "Quản lý bộ lọc DNS", signout: "Đăng xuất", signin_title: "Đăng nhập",
+    signin_help: "Dán mã truy cập do quản trị viên cấp (lệnh edudns tokens create).",
+    token: "Mã truy cập", signin: "Đăng nhập", tab_policy: "Chính sách", tab_lists: "Cho phép / chặn",
+    tab_reviews: "Yêu cầu xem xét", tab_allowances: "Cho phép tạm thời", tab_tester: "Kiểm tra",
+    tab_audit: "Nhật ký", policy_title: "Danh mục bị chặn theo khối lớp",
+    policy_help: "Đánh dấu danh mục cần chặn cho từng khối, rồi bấm Lưu. Thay đổi có hiệu lực trong vòng 1 giây.",
+    lists_title: "Danh sách riêng", office_deny: "Phòng GD chặn (mọi trường)",
+    office_allow: "Phòng GD cho phép (mọi trường)", school_lists: "Danh sách của từng trường",
+    add: "Thêm", remove: "Xoá", reviews_title: "Yêu cầu \"chặn nhầm\"",
+    allowances_title: "Cho phép tạm thời (tiết học)", reason: "Lý do", allow: "Cho phép",
+    tester_title: "Tên miền này có bị chặn không?", check: "Kiểm tra", audit_title: "Nhật ký thay đổi",
+    footer: "Đường dây nóng bảo vệ trẻ em: 111 (tongdai111.vn)", band: "Khối", save: "Lưu",
+    saved: "Đã lưu — đang áp dụng.", conflict: "Người khác vừa thay đổi cấu hình. Đã tải lại; hãy làm lại thay đổi.",
+    failed: "Không thực hiện được", signed_in: "Đã đăng nhập", bad_token: "Mã truy cập không đúng.",
+    accept: "Chấp nhận", reject: "Từ chối", none: "Không có mục nào.", domain: "Tên miền",
+    school: "Trường", category: "Danh mục", comment: "Ghi chú", day: "Ngày", until: "Đến",
+    who: "Người thực hiện", when: "Thời điểm", action: "Hành động", subject: "Đối tượng",
+    before: "Trước", after: "Sau", blocked: "BỊ CHẶN", allowed: "ĐƯỢC PHÉP", safe_search: "TÌM KIẾM AN TOÀN",
+    end: "Kết thúc", status: "Trạng thái", school_deny: "Trường chặn", school_allow: "Trường cho phép",
+  },
+  en: {
+    title: "DNS filter administration", signout: "Sign out", signin_title: "Sign in",
+    signin_help: "Paste the access token your administrator gave you (edudns tokens create).",
+    token: "Access token", signin: "Sign in", tab_policy: "Policy", tab_lists: "Allow / deny",
+    tab_reviews: "Review requests", tab_allowances: "Temporary allowances", tab_tester: "Tester",
+    tab_audit: "Audit log", policy_title: "Blocked categories per grade band",
+    policy_help: "Tick the categories to block for each band, then press Save. Changes apply within a second.",
+    lists_title: "Own lists", office_deny: "Office deny list (every school)",
+    office_allow: "Office allow list (every school)", school_lists: "Each school's lists",
+    add: "Add", remove: "Remove", reviews_title: "\"Blocked by mistake\" requests",
+    allowances_title: "Temporary allowances (lessons)", reason: "Reason", allow: "Allow",
+    tester_title: "Would this name be blocked?", check: "Check", audit_title: "Audit log",
+    footer: "Child protection hotline: 111 (tongdai111.vn)", band: "Band", save: "Save",
+    saved: "Saved — applying.", conflict: "Someone else changed the configuration. Reloaded; please make your change again.",
+    failed: "Failed", signed_in: "Signed in", bad_token: "Wrong access token.",
+    accept: "Accept", reject: "Reject", none: "Nothing here.", domain: "Domain",
+    school: "School", category: "Category", comment: "Comment", day: "Day", until: "Until",
+    who: "Who", when: "When", action: "Action", subject: "Subject",
+    before: "Before", after: "After", blocked: "BLOCKED", allowed: "ALLOWED", safe_search: "SAFE SEARCH",
+    end: "End", status: "Status", school_deny: "School deny list", school_allow: "School allow list",
+  },
+};
+
+let lang = localStorage.getItem("edudns-lang") === "en" ? "en" : "vi";
+const t = (key) => STRINGS[lang][key] || key;
+const $ = (id) => document.getElementById(id);
+const state = { token: sessionStorage.getItem("edudns-token") || "", who: null, etag: "", bands: [], categories: [], schools: [] };
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
+  $("lang").textContent = lang === "vi" ? "English" : "Tiếng Việt";
+}
+
+function say(message, kind) {
+  const status = $("status");
+  status.textContent = message;
+  status.className = kind || "";
+}
+
+async function api(method, path, body, headers) {
+  const init = { method, headers: Object.assign({ Authorization: "Bearer " + state.token }, headers || {}) };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch("/api/v1" + path, init);
+  const etag = response.headers.get("ETag");
+  let data = null;
+  try { data = await response.json(); } catch (_) { data = null; }
+  return { status: response.status, ok: response.ok, data, etag };
+}
+
+function errorText(result) {
+  const data = result.data || {};
+  const issues = (data.issues || []).map((i) => i.key + ": " + i.message).join("; ");
+  return t("failed") + " (" + result.status + "): " + (issues || data.error || "");
+}
+
+// ---- Sign in ----
+
+async function signIn(token) {
+  state.token = token;
+  const result = await api("GET", "/whoami");
+  if (!result.ok) {
+    state.token = "";
+    sessionStorage.removeItem("edudns-token");
+    say(result.status === 401 ? t("bad_token") : errorText(result), "error");
+    $("signin-panel").hidden = false;
+    $("app").hidden = true;
+    return;
+  }
+  sessionStorage.setItem("edudns-token", token);
+  state.who = result.data;
+  $("who").textContent = result.data.name + " (" + result.data.role + ")";
+  $("signin-panel").hidden = true;
+  $("app").hidden = false;
+  $("signout").hidden = false;
+  say(t("signed_in"), "ok");
+  await loadBasics();
+  showTab("policy");
+}
+
+function signOut() {
+  sessionStorage.removeItem("edudns-token");
+  location.reload();
+}
+
+async function loadBasics() {
+  const [bands, schools] = await Promise.all([api("GET", "/bands"), api("GET", "/schools")]);
+  if (bands.ok) {
+    state.bands = bands.data.bands;
+    state.categories = bands.data.categories;
+    state.etag = bands.etag || state.etag;
+  }
+  if (schools.ok) state.schools = schools.data.schools;
+  for (const id of ["allow-school", "test-school"]) fill($(id), state.schools.map((s) => [s.id, s.name]));
+  for (const id of ["allow-band", "test-band"]) fill($(id), state.bands.map((b) => [b.id, b.name]));
+}
+
+function fill(select, options) {
+  select.replaceChildren(...options.map(([value, label]) => el("option", { value, text: label + " (" + value + ")" })));
+}
+
+// ---- Tabs ----
+
+const loaders = { policy: renderGrid, lists: loadLists, reviews: loadReviews, allowances: loadAllowances, tester: () => {}, audit: loadAudit };
+
+function showTab(name) {
+  for (const button of document.querySelectorAll("nav button")) button.setAttribute("aria-selected", String(button.dataset.tab === name));
+  for (const section of document.querySelectorAll(".tab")) section.hidden = section.id !== "tab-" + name;
+  loaders[name]();
+}
+
+// ---- Policy grid: bands × categories ----
+
+function renderGrid() {
+  const office = state.who && state.who.role === "office";
+  const head = el("tr", {}, el("th", { text: t("band") }), ...state.categories.map((c) => el("th", { text: c.name, title: c.id })), el("th", {}));
+  const rows = state.bands.map((band) => {
+    const cells = state.categories.map((c) => {
+      const box = el("input", { type: "checkbox", "data-band": band.id, "data-category": c.id, "aria-label": band.id + " " + c.id });
+      box.checked = band.block.includes(c.id);
+      box.disabled = !office;
+      return el("td", { class: "cell" }, box);
+    });
+    const save = el("button", { type: "button", class: "primary", "data-save": band.id, text: t("save"), onclick: () => saveBand(band.id) });
+    save.disabled = !office;
+    return el("tr", {}, el("th", { text: band.name, title: band.id }), ...cells, el("td", {}, save));
+  });
+  $("grid").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+async function saveBand(id) {
+  const block = [...document.querySelectorAll('#grid input[data-band="' + CSS.escape(id) + '"]')]
+    .filter((box) => box.checked).map((box) => box.dataset.category);
+  const result = await api("PATCH", "/bands/" + encodeURIComponent(id), { block }, { "If-Match": state.etag });
+  if (result.status === 412) {
+    await loadBasics();
+    renderGrid();
+    say(t("conflict"), "error");
+    return;
+  }
+  if (!result.ok) { say(errorText(result), "error"); return; }
+  state.etag = result.etag || state.etag;
+  const band = state.bands.find((b) => b.id === id);
+  if (band && result.data.value) Object.assign(band, result.data.value);
+  say(t("saved") + " " + id + ": " + block.join(", "), "ok");
+}
+
+// ---- Allow / deny lists ----
+
+async function loadLists() {
+  const office = await api("GET", "/office");
+  if (office.ok) {
+    state.etag = office.etag || state.etag;
+    renderDomains($("office-deny"), office.data.deny, (d) => api("DELETE", "/office/deny/" + encodeURIComponent(d)));
+    renderDomains($("office-allow"), office.data.allow, (d) => api("DELETE", "/office/allow/" + encodeURIComponent(d)));
+  }
+  const blocks = [];
+  for (const school of state.schools) {
+    const lists = el("div", { class: "columns" });
+    for (const kind of ["deny", "allow"]) {
+      const ul = el("ul", { class: "domains" });
+      renderDomains(ul, school[kind], (d) => saveSchool(school.id, kind, school[kind].filter((x) => x !== d)));
+      const input = el("input", { placeholder: "example.com", "aria-label": "domain" });
+      const form = el("form", { class: "add", onsubmit: (e) => { e.preventDefault(); saveSchool(school.id, kind, school[kind].concat([input.value.trim()])); } },
+        input, el("button", { type: "submit", text: t("add") }));
+      lists.append(el("div", {}, el("h4", { text: t("school_" + kind) }), ul, form));
+    }
+    blocks.push(el("div", { class: "panel" }, el("h4", { text: school.name + " (" + school.id + ")" }), lists));
+  }
+  $("school-lists").replaceChildren(...blocks);
+}
+
+function renderDomains(list, domains, remove) {
+  if (!domains.length) { list.replaceChildren(el("li", { text: t("none") })); return; }
+  list.replaceChildren(...domains.map((d) => el("li", {}, el("span", { text: d }),
+    el("button", { type: "button", text: t("remove"), onclick: async () => { report(await remove(d)); loadLists(); } }))));
+}
+
+async function saveSchool(id, kind, values) {
+  const fresh = await api("GET", "/schools/" + encodeURIComponent(id));
+  const result = await api("PATCH", "/schools/" + encodeURIComponent(id), { [kind]: values }, { "If-Match": fresh.etag || "*" });
+  report(result);
+  await loadBasics();
+  loadLists();
+}
+
+function report(result) {
+  if (result.ok) { say(t("saved"), "ok"); state.etag = result.etag || state.etag; }
+  else say(errorText(result), "error");
+}
+
+// ---- Reviews ----
+
+async function loadReviews() {
+  const result = await api("GET", "/reviews?status=pending");
+  if (!result.ok) { say(errorText(result), "error"); return; }
+  const head = el("tr", {}, ...["day", "school", "domain", "category", "comment", ""].map((k) => el("th", { text: k ? t(k) : "" })));
+  const rows = result.data.reviews.map((r) => el("tr", {},
+    el("td", { text: r.day }), el("td", { text: r.school + " / " + r.band }), el("td", { text: r.domain }),
+    el("td", { text: r.category }), el("td", { text: r.comment }),
+    el("td", {},
+      el("button", { type: "button", class: "primary", text: t("accept"), onclick: () => decide(r.id, "accept") }),
+      el("button", { type: "button", text: t("reject"), onclick: () => decide(r.id, "reject") }))));
+  $("reviews").replaceChildren(el("thead", {}, head), el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", { text: t("none") }))])));
+}
+
+async function decide(id, decision) {
+  report(await api("POST", "/reviews/" + id + "/" + decision));
+  loadReviews();
+}
+
+// ---- Temporary allowances ----
+
+async function loadAllowances() {
+  const result = await api("GET", "/allowances");
+  if (!result.ok) { say(errorText(result), "error"); return; }
+  const head = el("tr", {}, ...["school", "band", "domain", "until", "reason", "who", ""].map((k) => el("th", { text: k ? t(k) : "" })));
+  const rows = result.data.allowances.map((a) => el("tr", {},
+    el("td", { text: a.school }), el("td", { text: a.band }), el("td", { text: a.domain }),
+    el("td", { text: new Date(a.until * 1000).toLocaleTimeString(lang) }), el("td", { text: a.reason }), el("td", { text: a.actor }),
+    el("td", {}, el("button", { type: "button", text: t("end"), onclick: async () => { report(await api("DELETE", "/allowances/" + a.id)); loadAllowances(); } }))));
+  $("allowances").replaceChildren(el("thead", {}, head), el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", { text: t("none") }))])));
+}
+
+async function addAllowance(event) {
+  event.preventDefault();
+  const result = await api("POST", "/allowances", {
+    school: $("allow-school").value, band: $("allow-band").value, domain: $("allow-domain").value.trim(),
+    minutes: Number($("allow-minutes").value), reason: $("allow-reason").value,
+  });
+  report(result);
+  loadAllowances();
+}
+
+// ---- Tester ----
+
+async function runTest(event) {
+  event.preventDefault();
+  const result = await api("POST", "/test", { name: $("test-name").value.trim(), school: $("test-school").value, band: $("test-band").value });
+  if (!result.ok) { say(errorText(result), "error"); return; }
+  const verdict = $("test-verdict");
+  verdict.textContent = t(result.data.verdict) + (result.data.category ? " — " + result.data.category : "");
+  verdict.className = "verdict " + result.data.verdict;
+  $("test-explanation").textContent = result.data.explanation;
+}
+
+// ---- Audit log ----
+
+async function loadAudit() {
+  const result = await api("GET", "/audit?limit=200");
+  if (!result.ok) { $("audit").replaceChildren(el("tr", {}, el("td", { text: errorText(result) }))); return; }
+  const head = el("tr", {}, ...["when", "who", "action", "subject", "before", "after"].map((k) => el("th", { text: t(k) })));
+  const rows = result.data.entries.map((e) => el("tr", {},
+    el("td", { text: new Date(e.at * 1000).toLocaleString(lang) }), el("td", { text: e.actor + (e.role ? " (" + e.role + ")" : "") }),
+    el("td", { text: e.action }), el("td", { text: e.subject + (e.detail ? " " + e.detail : "") }),
+    el("td", { text: e.before }), el("td", { text: e.after })));
+  $("audit").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+// ---- Start ----
+
+document.addEventListener("DOMContentLoaded", () => {
+  applyLanguage();
+  $("lang").addEventListener("click", () => {
+    lang = lang === "vi" ? "en" : "vi";
+    localStorage.setItem("edudns-lang", lang);
+    applyLanguage();
+    if (state.who) showTab(document.querySelector("nav button[aria-selected=true]").dataset.tab);
+  });
+  $("signout").addEventListener("click", signOut);
+  $("signin-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("token").value.trim()); });
+  for (const button of document.querySelectorAll("nav button")) button.addEventListener("click", () => showTab(button.dataset.tab));
+  for (const form of document.querySelectorAll("form.add[data-list]")) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const input = form.querySelector("input");
+      report(await api("POST", "/office/" + form.dataset.list, { domain: input.value.trim() }));
+      input.value = "";
+      loadLists();
+    });
+  }
+  $("allowance-form").addEventListener("submit", addAllowance);
+  $("tester-form").addEventListener("submit", runTest);
+  if (state.token) signIn(state.token);
+});
