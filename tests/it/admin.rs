@@ -1066,3 +1066,170 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_the_cli_work_and_the_tester_says_what_explain_says() {
+    const BIN: &str = env!("CARGO_BIN_EXE_edudns");
+    let server = TestServer::start(&config(), None).await;
+    let api = server.running.management_addr;
+    let config_path = server.path("edudns.toml");
+    let bad = std::process::Command::new(BIN)
+        .args([
+            "tokens",
+            "create",
+            "--role",
+            "school:nope",
+            "--name",
+            "x",
+            "-c",
+        ])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown school \"nope\""));
+    let made = std::process::Command::new(BIN)
+        .args([
+            "tokens",
+            "create",
+            "--role",
+            "school:s1",
+            "--name",
+            "Thầy Nam",
+            "-c",
+        ])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let token = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let (status, _, who) = call(api, "GET", "/api/v1/whoami", Some(&token), &[], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(who["role"], "school:s1");
+    assert_eq!(who["name"], "Thầy Nam");
+    let listed = std::process::Command::new(BIN)
+        .args(["tokens", "list", "-c"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("school:s1") && listed.contains("Thầy Nam"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(token.rsplit('_').next().unwrap()),
+        "never the secret"
+    );
+
+    // The tester and `edudns explain` agree, line for line after the header.
+    for (name, band, ip) in [
+        ("www.bet.example", "teen", "127.0.0.3"),
+        ("ok.bet.example", "young", "127.0.0.2"),
+        ("social.example", "staff", "127.0.0.4"),
+    ] {
+        let (status, _, tested) = call(
+            api,
+            "POST",
+            "/api/v1/test",
+            Some(&token),
+            &[],
+            &json!({"name": name, "school": "s1", "band": band}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{tested}");
+        let explained = std::process::Command::new(BIN)
+            .args(["explain", "--client", ip, name, "-c"])
+            .arg(&config_path)
+            .output()
+            .unwrap();
+        let explained = String::from_utf8(explained.stdout).unwrap();
+        let from_cli: Vec<&str> = explained
+            .lines()
+            .filter(|l| {
+                l.starts_with("verdict:") || l.starts_with("rule:") || l.starts_with("category:")
+            })
+            .collect();
+        let from_api: Vec<&str> = tested["explanation"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                l.starts_with("verdict:") || l.starts_with("rule:") || l.starts_with("category:")
+            })
+            .collect();
+        assert!(!from_cli.is_empty());
+        assert_eq!(from_api, from_cli, "{name} for {band}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_management_listener_speaks_tls_when_configured() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["edudns.school.internal".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("admin.crt"), dir.path().join("admin.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let config = base_config(&format!(
+        "[admin]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    ));
+    let server = TestServer::start(&config, None).await;
+    let api = server.running.management_addr;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&cert_path).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(api).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("edudns.school.internal").unwrap(), tcp)
+        .await
+        .expect("TLS with the configured certificate");
+    tls.write_all(
+        b"GET /api/v1/whoami HTTP/1.1\r\nHost: edudns.school.internal\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let (status, _, _) = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut stream = tokio::net::TcpStream::connect(api).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        (
+            String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"),
+            (),
+            (),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        !status,
+        "metrics are not served in clear text on the TLS listener"
+    );
+}
