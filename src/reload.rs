@@ -196,7 +196,10 @@ impl Reloader {
                 .source
                 .load_text(&text, &this.overrides)
                 .map_err(LoadError::from)?;
-            let snapshot = snapshot::build(config, generation).map_err(LoadError::from)?;
+            let running = this.handler.snapshot.load_full();
+            let snapshot = snapshot::build_reusing(config, generation, Some(&running))
+                .map_err(LoadError::from)?;
+            drop(running);
             crate::admin::edit::write_private(&path, text.as_bytes())
                 .map_err(|source| ApplyError::Write { path, source })?;
             Ok::<_, ApplyError>(snapshot)

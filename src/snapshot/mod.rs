@@ -8,7 +8,7 @@
 
 mod build;
 
-pub use build::{BuildError, ListIssue, LoadedList, build};
+pub use build::{BuildError, ListIssue, LoadedList, build, build_reusing};
 
 use crate::client::{Client, NetworkMap};
 use crate::config::Config;
@@ -24,8 +24,12 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     pub networks: NetworkMap,
     pub policies: Policies,
-    /// All category lists in one trie (one bit per category).
-    pub lists: DomainTrie,
+    /// All category lists in one trie (one bit per category). Shared with
+    /// the next snapshot when a policy edit leaves every list as it was.
+    pub lists: Arc<DomainTrie>,
+    /// Modification time and size of each list file when it was read, in
+    /// config order (to tell whether the trie can be reused).
+    pub list_stamps: Vec<Option<(SystemTime, u64)>>,
     /// What was loaded, in `Rule::List::list` order.
     pub lists_loaded: Vec<LoadedList>,
     /// 1 for the first snapshot, +1 for each successful reload.

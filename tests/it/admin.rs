@@ -1233,3 +1233,80 @@ async fn the_management_listener_speaks_tls_when_configured() {
         "metrics are not served in clear text on the TLS listener"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_edit_shares_the_unchanged_trie_and_rereads_a_changed_list() {
+    // A real list of a few hundred thousand names beside the small one.
+    let big = crate::harness::shared_data("hagezi/gambling.txt");
+    let config = config().replace(
+        "lists = [\"lists/gambling.txt\"]",
+        &format!("lists = [\"lists/gambling.txt\", \"{big}\"]"),
+    );
+    let server = TestServer::start(&config, None).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+    let before = server.running.handler.snapshot.load_full();
+    assert!(
+        before.lists.domain_count() > 100_000,
+        "{}",
+        before.lists.domain_count()
+    );
+    let started = Instant::now();
+    let (status, _, answer) = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[("If-Match", "*")],
+        r#"{"deny":["new-deny.example"]}"#,
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{answer}");
+    let after = server.running.handler.snapshot.load_full();
+    assert!(after.generation > before.generation);
+    assert!(
+        Arc::ptr_eq(&before.lists, &after.lists),
+        "lists unchanged: the trie is shared"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "edit with {} listed names took {took:?}",
+        after.lists.domain_count()
+    );
+    eprintln!(
+        "policy edit with {} listed names: {took:?}",
+        after.lists.domain_count()
+    );
+    let m = server
+        .query_from("127.0.0.3", "new-deny.example.", RecordType::A)
+        .await;
+    assert_eq!(a_records(&m), vec!["10.99.0.1"]);
+
+    // A list file that changed since is read again by the next edit.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(
+        server.path("lists/gambling.txt"),
+        "bet.example\nfresh-entry.example\n",
+    )
+    .unwrap();
+    let (status, _, _) = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[("If-Match", "*")],
+        r#"{"deny":[]}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rebuilt = server.running.handler.snapshot.load_full();
+    assert!(
+        !Arc::ptr_eq(&after.lists, &rebuilt.lists),
+        "a changed list is parsed again"
+    );
+    let m = server
+        .query_from("127.0.0.3", "fresh-entry.example.", RecordType::A)
+        .await;
+    assert_eq!(a_records(&m), vec!["10.99.0.1"]);
+}
