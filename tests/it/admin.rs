@@ -1310,3 +1310,98 @@ async fn a_policy_edit_shares_the_unchanged_trie_and_rereads_a_changed_list() {
         .await;
     assert_eq!(a_records(&m), vec!["10.99.0.1"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_and_safe_search_are_edited_like_every_other_field() {
+    let server = TestServer::start(&config(), None).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+    let patch = json!({
+        "safe_search": true,
+        "youtube": "strict",
+        "schedule": [{"category": "social", "days": ["mon-fri"], "windows": ["07:00-11:30"]}]
+    });
+    let (status, _, answer) = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[("If-Match", "*")],
+        &patch.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let band = &answer["value"];
+    assert_eq!(band["safe_search"], true);
+    assert_eq!(band["youtube"], "strict");
+    assert_eq!(band["schedule"][0]["category"], "social");
+    // Tuesday 2026-11-24 09:00 in Hanoi is inside the window; 12:00 is not.
+    let at = |time: &str| {
+        json!({"name": "social.example", "school": "s1", "band": "teen", "at": format!("2026-11-24T{time}:00+07:00")}).to_string()
+    };
+    let (_, _, inside) = call(
+        api,
+        "POST",
+        "/api/v1/test",
+        Some(&office),
+        &[],
+        &at("09:00"),
+    )
+    .await;
+    assert_eq!(inside["verdict"], "blocked", "{inside}");
+    assert!(
+        inside["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("schedule:"),
+        "{inside}"
+    );
+    let (_, _, outside) = call(
+        api,
+        "POST",
+        "/api/v1/test",
+        Some(&office),
+        &[],
+        &at("12:00"),
+    )
+    .await;
+    assert_eq!(outside["verdict"], "allowed", "{outside}");
+    let (_, _, google) = call(
+        api,
+        "POST",
+        "/api/v1/test",
+        Some(&office),
+        &[],
+        &json!({"name": "www.google.com", "school": "s1", "band": "teen"}).to_string(),
+    )
+    .await;
+    assert_eq!(google["verdict"], "safe_search", "{google}");
+    // A bad window is refused, naming it.
+    let bad = json!({"schedule": [{"category": "social", "windows": ["25:00-26:00"]}]});
+    let (status, _, answer) = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[("If-Match", "*")],
+        &bad.to_string(),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["issues"]
+            .to_string()
+            .contains("band[1].schedule[0].windows[0]"),
+        "{answer}"
+    );
+    let bad_mode = call(
+        api,
+        "PATCH",
+        "/api/v1/bands/teen",
+        Some(&office),
+        &[("If-Match", "*")],
+        r#"{"youtube":"sometimes"}"#,
+    )
+    .await;
+    assert_eq!(bad_mode.0, 422, "{}", bad_mode.2);
+}
