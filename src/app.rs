@@ -125,6 +125,7 @@ pub async fn start_with_clock(
         stats.clone(),
     ));
     let limits = Limits {
+        udp_workers: config.server.udp_workers,
         max_in_flight: config.server.max_in_flight,
         tcp_max_connections: config.server.tcp_max_connections,
         tcp_idle_timeout: config.server.tcp_idle_timeout,

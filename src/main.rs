@@ -264,6 +264,7 @@ fn main() -> ExitCode {
                 dns_listen,
                 http_listen: http_listen.into_iter().collect(),
                 upstreams: upstream,
+                fast_path: None,
             };
             serve(source_for(config), overrides)
         }

@@ -30,6 +30,8 @@ pub struct Overrides {
     pub dns_listen: Vec<SocketAddr>,
     pub http_listen: Vec<SocketAddr>,
     pub upstreams: Vec<SocketAddr>,
+    /// Replaces `server.fast_path` (the test suite runs both paths).
+    pub fast_path: Option<bool>,
 }
 
 /// Any reason a load failed.
@@ -75,6 +77,9 @@ impl Overrides {
         }
         if !overrides.upstreams.is_empty() {
             config.upstream.servers = overrides.upstreams.clone();
+        }
+        if let Some(fast_path) = overrides.fast_path {
+            config.server.fast_path = fast_path;
         }
         config
     }
@@ -290,6 +295,7 @@ impl Reloader {
             let new = Upstream::new(&snapshot.config.upstream)
                 .map_err(|e| LoadError::Upstream(e.to_string()))?;
             self.handler.upstream.store(Arc::new(new));
+            self.handler.wire.clear();
             info!("upstream settings changed: resolver rebuilt");
         }
         snapshot.counters = self.handler.stats.table_for(&snapshot.config);

@@ -170,6 +170,10 @@ pub struct RawServer {
     pub tcp_max_connections: Option<Spanned<i64>>,
     pub tcp_idle_timeout_secs: Option<Spanned<i64>>,
     pub outside_clients: Option<Spanned<String>>,
+    /// Answer plain UDP queries for blocked and cached names from wire bytes.
+    pub fast_path: Option<bool>,
+    /// UDP sockets per listen address (SO_REUSEPORT); default one per core.
+    pub udp_workers: Option<Spanned<i64>>,
 }
 
 /// `[upstream]`: where allowed names are forwarded.

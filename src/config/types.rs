@@ -107,6 +107,10 @@ pub struct ServerConfig {
     pub tcp_max_connections: usize,
     pub tcp_idle_timeout: Duration,
     pub outside_clients: OutsideClients,
+    /// UDP fast path (`dns/fast.rs`) on.
+    pub fast_path: bool,
+    /// UDP sockets (and reader tasks) per listen address.
+    pub udp_workers: usize,
 }
 
 /// What to do with a query from an address outside every school network.

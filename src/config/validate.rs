@@ -359,6 +359,17 @@ impl Checker {
             tcp_max_connections,
             tcp_idle_timeout,
             outside_clients,
+            fast_path: raw.fast_path.unwrap_or(true),
+            udp_workers: match raw.udp_workers {
+                None => default_udp_workers(),
+                Some(v) => match *v.get_ref() {
+                    n @ 1..=64 => n as usize,
+                    _ => {
+                        self.error("server.udp_workers", &v, "must be 1 to 64");
+                        1
+                    }
+                },
+            },
         }
     }
 
@@ -1106,6 +1117,13 @@ fn parse_window(text: &str) -> Option<(u16, u16)> {
     let (start, end) = text.split_once('-')?;
     let (start, end) = (minutes(start)?, minutes(end)?);
     (start < end).then_some((start, end))
+}
+
+/// One UDP socket per core (at most 8), as Unbound's `num-threads` advice.
+fn default_udp_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8)
 }
 
 fn default_management() -> SocketAddr {

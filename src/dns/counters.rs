@@ -54,6 +54,9 @@ counters! {
     not_implemented,
     /// Queries dropped by the per-client rate limit of the client's band.
     rate_limited,
+    /// Queries answered by the UDP fast path (blocked names and cached
+    /// answers written from wire bytes; also counted as answered).
+    fast_path,
 }
 
 /// Adds one to a counter.

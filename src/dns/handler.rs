@@ -45,6 +45,9 @@ pub enum Step {
 /// A parsed, allowed query waiting for the upstream.
 pub struct ForwardJob {
     request: Message,
+    /// The request as received, when its answer may go to the fast path's
+    /// wire cache (UDP, fast path on, no safe-search rewrite).
+    raw: Option<Box<[u8]>>,
     limit: usize,
     client: Client,
     snapshot: Arc<Snapshot>,
@@ -72,6 +75,13 @@ pub struct Handler {
     pub stats: Arc<Stats>,
     /// Per-client rate limit buckets.
     pub limiter: super::ratelimit::RateLimiter,
+    /// Encoded answers of allowed names for the UDP fast path.
+    pub wire: super::fast::WireCache,
+    /// `edudns_answer_duration_seconds{path="local"}` and `{path="forwarded"}`.
+    pub local_duration: prometheus::Histogram,
+    pub forwarded_duration: prometheus::Histogram,
+    /// Whether UDP listeners try [`super::fast::answer`] first.
+    pub fast_path: bool,
 }
 
 /// The category label and top-k domain of a blocking rule.
@@ -99,7 +109,13 @@ impl Handler {
         clock: Arc<dyn Clock>,
         stats: Arc<Stats>,
     ) -> Self {
+        let cache_size = upstream.config().cache_size.max(16);
+        let fast_path = snapshot.load().config.server.fast_path;
         Handler {
+            wire: super::fast::WireCache::new(cache_size),
+            local_duration: stats.answer_duration.with_label_values(&["local"]),
+            forwarded_duration: stats.answer_duration.with_label_values(&["forwarded"]),
+            fast_path,
             snapshot,
             upstream: ArcSwap::from_pointee(upstream),
             counters: Counters::default(),
@@ -152,13 +168,13 @@ impl Handler {
         match self.respond(&request, src) {
             Some(Response::Ready(response)) => {
                 let reply = self.encode(&response, limit);
-                self.stats
-                    .answer_duration
-                    .with_label_values(&["local"])
+                self.local_duration
                     .observe(received.elapsed().as_secs_f64());
                 Step::Reply(reply)
             }
             Some(Response::Forward { client, rewrite }) => Step::Forward(Box::new(ForwardJob {
+                raw: (self.fast_path && transport == Transport::Udp && rewrite.is_none())
+                    .then(|| packet.into()),
                 request,
                 limit,
                 client,
@@ -173,11 +189,12 @@ impl Handler {
     /// Forwards an allowed question and encodes the answer.
     pub async fn finish(&self, job: Box<ForwardJob>) -> Option<Vec<u8>> {
         let query = job.request.queries.first()?;
-        let response = self.forward(&job, query).await;
+        let (response, replayable) = self.forward(&job, query).await;
         let reply = self.encode(&response, job.limit);
-        self.stats
-            .answer_duration
-            .with_label_values(&["forwarded"])
+        if replayable && let (Some(raw), Some(reply)) = (&job.raw, &reply) {
+            super::fast::remember(&self.wire, raw, reply);
+        }
+        self.forwarded_duration
             .observe(job.received.elapsed().as_secs_f64());
         reply
     }
@@ -271,7 +288,7 @@ impl Handler {
         }
     }
 
-    fn count_block(
+    pub(super) fn count_block(
         &self,
         snapshot: &Snapshot,
         client: Client,
@@ -288,7 +305,9 @@ impl Handler {
         }
     }
 
-    async fn forward(&self, job: &ForwardJob, query: &Query) -> Message {
+    /// The answer, and whether the fast path may replay it (a fresh
+    /// upstream answer without CNAMEs, for a plain allowed name).
+    async fn forward(&self, job: &ForwardJob, query: &Query) -> (Message, bool) {
         let request = &job.request;
         let counters = &job.snapshot.counters;
         let upstream = self.upstream.load_full();
@@ -305,6 +324,7 @@ impl Handler {
         } else {
             Outcome::Allowed
         };
+        let mut replayable = job.raw.is_some() && !resolved.stale;
         let mut response = match resolved.answer.as_ref() {
             UpstreamAnswer::Records {
                 answers,
@@ -313,8 +333,9 @@ impl Handler {
                 if job.rewrite.is_none()
                     && let Some(blocked) = self.cname_cloaking(job, query, answers)
                 {
-                    return blocked;
+                    return (blocked, false);
                 }
+                replayable &= !answers.iter().any(|r| r.record_type() == RecordType::CNAME);
                 let mut response = answer::response_to(request, ResponseCode::NoError);
                 response.add_answers(answers.iter().cloned().map(|mut r| {
                     // Answer with the name as asked (case preserved for 0x20 clients).
@@ -336,7 +357,7 @@ impl Handler {
                 bump(&self.counters.upstream_errors);
                 counters.upstream_error(job.client);
                 counters.count(job.client, CategorySlot::None, outcome);
-                return answer::response_to(request, ResponseCode::ServFail);
+                return (answer::response_to(request, ResponseCode::ServFail), false);
             }
         };
         counters.count(job.client, CategorySlot::None, outcome);
@@ -349,7 +370,7 @@ impl Handler {
             );
             response.answers.insert(0, cname);
         }
-        response
+        (response, replayable)
     }
 
     /// CNAME cloaking: an allowed name whose answer leads through a CNAME to
@@ -398,13 +419,22 @@ impl Handler {
 /// TTL of the synthesized safe-search CNAME.
 const SAFE_SEARCH_TTL: u32 = 300;
 
-fn blocked_answer(
-    snapshot: &Snapshot,
-    request: &Message,
-    query: &Query,
+/// Why and how a blocked name is answered: shared by the general path and
+/// the fast path so both say the same.
+pub(super) struct BlockReason<'a> {
+    /// The listed domain that owns the SOA of a negative answer.
+    pub soa_domain: Option<&'a str>,
+    /// Text of the Extended DNS Error.
+    pub reason: String,
+    pub nxdomain: bool,
+    pub nodata: bool,
+}
+
+pub(super) fn block_reason<'a>(
+    snapshot: &'a Snapshot,
     category: Option<usize>,
-    rule: &Rule,
-) -> Message {
+    rule: &'a Rule,
+) -> BlockReason<'a> {
     let config = &snapshot.config;
     let category_id = category.map_or("list", |c| config.categories[c].id.as_str());
     let (soa_domain, reason) = match rule {
@@ -435,13 +465,31 @@ fn blocked_answer(
             (None, format!("edudns: {what} via CNAME {target}"))
         }
     };
-    let how = BlockedAnswer {
-        blocking: &config.blocking,
+    BlockReason {
+        soa_domain,
+        reason,
         nxdomain: matches!(rule, Rule::DohCanary | Rule::PrivateRelay),
         nodata: matches!(rule, Rule::DesignatedResolver),
-        soa_owner: soa_domain.and_then(|d| Name::from_ascii(format!("{d}.")).ok()),
+    }
+}
+
+fn blocked_answer(
+    snapshot: &Snapshot,
+    request: &Message,
+    query: &Query,
+    category: Option<usize>,
+    rule: &Rule,
+) -> Message {
+    let why = block_reason(snapshot, category, rule);
+    let how = BlockedAnswer {
+        blocking: &snapshot.config.blocking,
+        nxdomain: why.nxdomain,
+        nodata: why.nodata,
+        soa_owner: why
+            .soa_domain
+            .and_then(|d| Name::from_ascii(format!("{d}.")).ok()),
         serial: snapshot.generation as u32,
-        reason,
+        reason: why.reason,
     };
     answer::blocked(request, query, &how)
 }

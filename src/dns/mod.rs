@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod counters;
+pub mod fast;
 pub mod handler;
 pub mod ratelimit;
 pub mod server;

@@ -28,6 +28,8 @@ const UDP_RECV_BUFFER: usize = 4096;
 /// Limits applied by the listeners.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// UDP sockets bound to each address with SO_REUSEPORT, one reader each.
+    pub udp_workers: usize,
     pub max_in_flight: usize,
     pub tcp_max_connections: usize,
     pub tcp_idle_timeout: Duration,
@@ -51,18 +53,25 @@ impl DnsServer {
         let connections = Arc::new(Semaphore::new(limits.tcp_max_connections));
         let mut tasks = JoinSet::new();
         let mut local_addrs = Vec::new();
+        let workers = limits.udp_workers.max(1);
         for &addr in listen {
-            let udp = Arc::new(bind_udp(addr)?);
-            // Bind TCP on the port UDP got, so `:0` yields one port for both.
-            let udp_addr = udp.local_addr()?;
+            let first = bind_udp(addr, workers > 1)?;
+            // Bind the other sockets and TCP on the port the first got, so
+            // `:0` yields one port for everything.
+            let udp_addr = first.local_addr()?;
+            let mut sockets = vec![first];
+            for _ in 1..workers {
+                sockets.push(bind_udp(udp_addr, true)?);
+            }
             let tcp = bind_tcp(udp_addr)?;
-            info!(address = %udp_addr, "listening on {udp_addr} (DNS over UDP and TCP)");
+            info!(address = %udp_addr, udp_sockets = workers, "listening on {udp_addr} (DNS over UDP and TCP)");
             local_addrs.push(udp_addr);
-            let readers = std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .min(8);
-            for _ in 0..readers {
-                tasks.spawn(serve_udp(udp.clone(), handler.clone(), in_flight.clone()));
+            for socket in sockets {
+                tasks.spawn(serve_udp(
+                    Arc::new(socket),
+                    handler.clone(),
+                    in_flight.clone(),
+                ));
             }
             tasks.spawn(serve_tcp(
                 tcp,
@@ -98,8 +107,12 @@ fn socket_for(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<So
     Ok(socket)
 }
 
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
     let socket = socket_for(addr, Type::DGRAM, Protocol::UDP)?;
+    if reuse_port {
+        // The kernel spreads clients over the sockets by their address hash.
+        socket.set_reuse_port(true)?;
+    }
     // Room for bursts while workers are busy; the kernel caps it quietly.
     let _ = socket.set_recv_buffer_size(4 << 20);
     socket
@@ -119,6 +132,7 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 
 async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>, in_flight: Arc<Semaphore>) {
     let mut buffer = vec![0u8; UDP_RECV_BUFFER];
+    let mut out = vec![0u8; super::fast::MAX_ANSWER];
     loop {
         let (len, src) = match socket.recv_from(&mut buffer).await {
             Ok(received) => received,
@@ -128,6 +142,16 @@ async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>, in_flight: Arc
                 continue;
             }
         };
+        if handler.fast_path {
+            match super::fast::answer(&handler, &buffer[..len], src, &mut out) {
+                super::fast::Fast::Reply(n) => {
+                    send_udp(&socket, &out[..n], src).await;
+                    continue;
+                }
+                super::fast::Fast::Drop => continue,
+                super::fast::Fast::Fallback => {}
+            }
+        }
         match handler.decide(&buffer[..len], src, Transport::Udp) {
             Step::Reply(Some(reply)) => send_udp(&socket, &reply, src).await,
             Step::Reply(None) => {}

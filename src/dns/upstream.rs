@@ -54,6 +54,8 @@ pub struct Resolved {
     pub from_cache: bool,
     /// Time the upstream took, on a cache miss.
     pub upstream_time: Option<Duration>,
+    /// An expired answer served because the upstream failed (RFC 8767).
+    pub stale: bool,
 }
 
 /// Answers of at most this TTL are cached for negative answers without SOA.
@@ -189,6 +191,7 @@ impl Upstream {
                     answer,
                     from_cache: true,
                     upstream_time: None,
+                    stale: false,
                 };
             }
             Lookup::Stale(answer) => Some(answer),
@@ -216,6 +219,7 @@ impl Upstream {
                             answer: stale,
                             from_cache: true,
                             upstream_time: None,
+                            stale: true,
                         };
                     }
                 }
@@ -227,6 +231,7 @@ impl Upstream {
             answer,
             from_cache: false,
             upstream_time: Some(elapsed),
+            stale: false,
         }
     }
 

@@ -552,6 +552,7 @@ impl Stats {
             ("truncated", protocol.truncated),
             ("not_implemented", protocol.not_implemented),
             ("rate_limited", protocol.rate_limited),
+            ("fast_path", protocol.fast_path),
         ] {
             let counter = self.packets.with_label_values(&[event]);
             counter.inc_by(value.saturating_sub(counter.get()));

@@ -118,6 +118,7 @@ impl TestServer {
         write(&config_path, config);
         let overrides = Overrides {
             upstreams: upstream.iter().map(|u| u.addr).collect(),
+            fast_path: fast_path_override(),
             ..Overrides::default()
         };
         let running = start_with_clock(ConfigSource::File(config_path), overrides, clock)
@@ -173,6 +174,17 @@ impl TestServer {
 
     pub fn counters(&self) -> edudns::dns::counters::CountersSnapshot {
         self.running.handler.counters.snapshot()
+    }
+}
+
+/// `EDUDNS_TEST_FAST_PATH=0` runs every test server without the UDP fast
+/// path (`.ci/run` runs the suite both ways, so both paths keep one
+/// behaviour); unset or 1 leaves the configuration's setting (on).
+pub fn fast_path_override() -> Option<bool> {
+    match std::env::var("EDUDNS_TEST_FAST_PATH").as_deref() {
+        Ok("0") => Some(false),
+        Ok("1") => Some(true),
+        _ => None,
     }
 }
 

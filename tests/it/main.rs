@@ -9,6 +9,7 @@ mod upstream;
 mod admin;
 mod bypass;
 mod cli;
+mod fast;
 mod filtering;
 mod formats;
 mod protocol;

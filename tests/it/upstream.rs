@@ -98,9 +98,15 @@ impl UpstreamBuilder {
             silent: silent.clone(),
             seen: seen.clone(),
         };
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // The same port for UDP and TCP; another test may hold the TCP port
+        // of the UDP port we got, so try again then.
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                break (udp, addr, tcp);
+            }
+        };
         let mut server = Server::new(handler);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
