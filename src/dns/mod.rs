@@ -2,6 +2,7 @@
 //! Only this module touches hickory types.
 
 pub mod answer;
+mod batch;
 pub mod counters;
 pub mod fast;
 pub mod handler;

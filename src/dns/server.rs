@@ -22,9 +22,6 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-/// Largest UDP datagram we read (a query bigger than this is not a query).
-const UDP_RECV_BUFFER: usize = 4096;
-
 /// Limits applied by the listeners.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -131,45 +128,56 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>, in_flight: Arc<Semaphore>) {
-    let mut buffer = vec![0u8; UDP_RECV_BUFFER];
-    let mut out = vec![0u8; super::fast::MAX_ANSWER];
+    let mut batch = Box::<super::batch::Batch>::default();
     loop {
-        let (len, src) = match socket.recv_from(&mut buffer).await {
-            Ok(received) => received,
+        let received = match super::batch::receive(&socket, &mut batch).await {
+            Ok(n) => n,
             Err(error) => {
                 // ICMP errors from earlier sends surface here on some systems.
                 debug!(%error, "UDP receive error");
                 continue;
             }
         };
-        if handler.fast_path {
-            match super::fast::answer(&handler, &buffer[..len], src, &mut out) {
-                super::fast::Fast::Reply(n) => {
-                    send_udp(&socket, &out[..n], src).await;
-                    continue;
-                }
-                super::fast::Fast::Drop => continue,
-                super::fast::Fast::Fallback => {}
-            }
-        }
-        match handler.decide(&buffer[..len], src, Transport::Udp) {
-            Step::Reply(Some(reply)) => send_udp(&socket, &reply, src).await,
-            Step::Reply(None) => {}
-            Step::Forward(job) => {
-                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                    bump(&handler.counters.shed_in_flight);
-                    continue;
-                };
-                let socket = socket.clone();
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    if let Some(reply) = handler.finish(job).await {
-                        send_udp(&socket, &reply, src).await;
+        for i in 0..received {
+            let Some(src) = batch.sources[i] else {
+                continue;
+            };
+            let packet = &batch.buffers[i][..batch.lengths[i]];
+            let slot = batch.replies.len();
+            if handler.fast_path {
+                match super::fast::answer(&handler, packet, src, &mut batch.out[slot]) {
+                    super::fast::Fast::Reply(n) => {
+                        batch.replies.push((src, n));
+                        continue;
                     }
-                    drop(permit);
-                });
+                    super::fast::Fast::Drop => continue,
+                    super::fast::Fast::Fallback => {}
+                }
+            }
+            match handler.decide(packet, src, Transport::Udp) {
+                Step::Reply(Some(reply)) => {
+                    let n = reply.len().min(batch.out[slot].len());
+                    batch.out[slot][..n].copy_from_slice(&reply[..n]);
+                    batch.replies.push((src, n));
+                }
+                Step::Reply(None) => {}
+                Step::Forward(job) => {
+                    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                        bump(&handler.counters.shed_in_flight);
+                        continue;
+                    };
+                    let socket = socket.clone();
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        if let Some(reply) = handler.finish(job).await {
+                            send_udp(&socket, &reply, src).await;
+                        }
+                        drop(permit);
+                    });
+                }
             }
         }
+        super::batch::send(&socket, &mut batch).await;
     }
 }
 
