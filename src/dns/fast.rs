@@ -170,9 +170,8 @@ fn header(out: &mut [u8], q: &Question<'_>, rcode: u8, answers: u16, authorities
 
 /// The OPT record of our answers (payload 1232, DO echoed), with an
 /// Extended DNS Error when `reason` is given.
-fn opt(out: &mut [u8], at: usize, dnssec_ok: bool, reason: Option<&str>) -> usize {
-    let reason = reason.map(str::as_bytes);
-    let option_len = reason.map_or(0, |r| 4 + 2 + r.len());
+fn opt(out: &mut [u8], at: usize, dnssec_ok: bool, reason: Option<(&str, &str)>) -> usize {
+    let option_len = reason.map_or(0, |(a, b)| 4 + 2 + a.len() + b.len());
     out[at] = 0;
     out[at + 1..at + 3].copy_from_slice(&41u16.to_be_bytes());
     out[at + 3..at + 5].copy_from_slice(&MAX_UDP_EDNS.to_be_bytes());
@@ -182,12 +181,14 @@ fn opt(out: &mut [u8], at: usize, dnssec_ok: bool, reason: Option<&str>) -> usiz
     out[at + 8] = 0;
     out[at + 9..at + 11].copy_from_slice(&(option_len as u16).to_be_bytes());
     let mut end = at + 11;
-    if let Some(reason) = reason {
+    if let Some((first, second)) = reason {
+        let len = first.len() + second.len();
         out[end..end + 2].copy_from_slice(&EDE_OPTION.to_be_bytes());
-        out[end + 2..end + 4].copy_from_slice(&((2 + reason.len()) as u16).to_be_bytes());
+        out[end + 2..end + 4].copy_from_slice(&((2 + len) as u16).to_be_bytes());
         out[end + 4..end + 6].copy_from_slice(&EDE_BLOCKED.to_be_bytes());
-        out[end + 6..end + 6 + reason.len()].copy_from_slice(reason);
-        end += 6 + reason.len();
+        out[end + 6..end + 6 + first.len()].copy_from_slice(first.as_bytes());
+        out[end + 6 + first.len()..end + 6 + len].copy_from_slice(second.as_bytes());
+        end += 6 + len;
     }
     end
 }
@@ -204,6 +205,38 @@ fn suffix_offset(q: &Question<'_>, suffix_labels: usize) -> Option<usize> {
     Some(12 + at)
 }
 
+/// [`super::handler::BlockReason`] with its text in two pieces, so the
+/// common "edudns: category ID" needs no allocation.
+struct Why<'a> {
+    soa_domain: Option<&'a str>,
+    prefix: &'static str,
+    text: std::borrow::Cow<'a, str>,
+    nxdomain: bool,
+    nodata: bool,
+}
+
+impl<'a> super::handler::BlockReason<'a> {
+    fn with_category(self, id: &'a str) -> Why<'a> {
+        Why {
+            soa_domain: self.soa_domain,
+            prefix: "edudns: category ",
+            text: std::borrow::Cow::Borrowed(id),
+            nxdomain: self.nxdomain,
+            nodata: self.nodata,
+        }
+    }
+
+    fn whole(self) -> Why<'a> {
+        Why {
+            soa_domain: self.soa_domain,
+            prefix: "",
+            text: std::borrow::Cow::Owned(self.reason),
+            nxdomain: self.nxdomain,
+            nodata: self.nodata,
+        }
+    }
+}
+
 /// The blocked answer, as `answer::blocked` builds it, written directly.
 fn blocked(
     out: &mut [u8],
@@ -212,7 +245,17 @@ fn blocked(
     category: Option<usize>,
     rule: &crate::policy::Rule,
 ) -> Option<usize> {
-    let how = super::handler::block_reason(snapshot, category, rule);
+    // The common case (a category list) without building the reason text.
+    let how = match (rule, category) {
+        (crate::policy::Rule::List { domain, .. }, Some(c)) => super::handler::BlockReason {
+            soa_domain: Some(domain.as_str()),
+            reason: String::new(),
+            nxdomain: false,
+            nodata: false,
+        }
+        .with_category(&snapshot.config.categories[c].id),
+        _ => super::handler::block_reason(snapshot, category, rule).whole(),
+    };
     let blocking = &snapshot.config.blocking;
     let ttl = blocking.ttl.to_be_bytes();
     let nxdomain = how.nxdomain || blocking.mode == BlockMode::NxDomain;
@@ -285,7 +328,7 @@ fn blocked(
         }
     }
     if let Some(dnssec_ok) = q.edns_do {
-        at = opt(out, at, dnssec_ok, Some(&how.reason));
+        at = opt(out, at, dnssec_ok, Some((how.prefix, &how.text)));
     }
     Some(at)
 }
