@@ -471,7 +471,7 @@ pub fn answer(handler: &Handler, packet: &[u8], src: SocketAddr, out: &mut [u8])
         bump(&handler.counters.rate_limited);
         return Fast::Drop;
     }
-    match snapshot.evaluate(client, q.name(), handler.clock.now()) {
+    match snapshot.evaluate_for_answer(client, q.name(), handler.clock.now()) {
         Verdict::Block { category, rule, .. } => {
             let Some(n) = blocked(out, &snapshot, &q, category, &rule) else {
                 return Fast::Fallback;

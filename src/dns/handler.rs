@@ -259,7 +259,7 @@ impl Handler {
         }
         let mut name = query.name.to_ascii();
         name.make_ascii_lowercase();
-        match snapshot.evaluate(client, &name, self.clock.now()) {
+        match snapshot.evaluate_for_answer(client, &name, self.clock.now()) {
             Verdict::Block { category, rule, .. } => {
                 bump(&self.counters.blocked);
                 self.count_block(&snapshot, client, category, &rule, src);
@@ -389,7 +389,8 @@ impl Handler {
             let mut target_name = target.to_ascii();
             target_name.make_ascii_lowercase();
             if let Verdict::Block { category, rule, .. } =
-                job.snapshot.evaluate(job.client, &target_name, now)
+                job.snapshot
+                    .evaluate_for_answer(job.client, &target_name, now)
             {
                 bump(&self.counters.blocked);
                 let rule = Rule::CnameTarget {

@@ -52,15 +52,8 @@ impl DnsServer {
         let mut local_addrs = Vec::new();
         let workers = limits.udp_workers.max(1);
         for &addr in listen {
-            let first = bind_udp(addr, workers > 1)?;
-            // Bind the other sockets and TCP on the port the first got, so
-            // `:0` yields one port for everything.
-            let udp_addr = first.local_addr()?;
-            let mut sockets = vec![first];
-            for _ in 1..workers {
-                sockets.push(bind_udp(udp_addr, true)?);
-            }
-            let tcp = bind_tcp(udp_addr)?;
+            let (sockets, tcp) = bind_all(addr, workers)?;
+            let udp_addr = sockets[0].local_addr()?;
             info!(address = %udp_addr, udp_sockets = workers, "listening on {udp_addr} (DNS over UDP and TCP)");
             local_addrs.push(udp_addr);
             for socket in sockets {
@@ -102,6 +95,36 @@ fn socket_for(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<So
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
+}
+
+/// `workers` UDP sockets (SO_REUSEPORT when more than one) and a TCP
+/// listener on one port. For port 0 a free port is found first with a
+/// plain socket — the kernel may hand a port already held by another
+/// SO_REUSEPORT group of the same user to a reuse-port bind of port 0 — and
+/// the binding is retried if another program takes the port meanwhile.
+fn bind_all(addr: SocketAddr, workers: usize) -> io::Result<(Vec<UdpSocket>, TcpListener)> {
+    let bind_on = |addr: SocketAddr| -> io::Result<(Vec<UdpSocket>, TcpListener)> {
+        let mut sockets = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            sockets.push(bind_udp(addr, workers > 1)?);
+        }
+        let tcp = bind_tcp(addr)?;
+        Ok((sockets, tcp))
+    };
+    if addr.port() != 0 {
+        return bind_on(addr);
+    }
+    let mut last = None;
+    for _ in 0..20 {
+        let probe = std::net::UdpSocket::bind(addr)?;
+        let port = probe.local_addr()?.port();
+        drop(probe);
+        match bind_on(SocketAddr::new(addr.ip(), port)) {
+            Ok(bound) => return Ok(bound),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other(format!("cannot bind {addr}"))))
 }
 
 fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {

@@ -210,6 +210,7 @@ impl Policies {
         name: &str,
         lists: &DomainTrie,
         now: Timestamp,
+        provenance: bool,
     ) -> Verdict {
         let builtin = |rule| Verdict::Block {
             category: None,
@@ -228,7 +229,7 @@ impl Policies {
                 return builtin(Rule::PrivateRelay);
             }
         }
-        let verdict = self.evaluate_rules(client, name, lists, now);
+        let verdict = self.evaluate_rules(client, name, lists, now, provenance);
         self.with_safe_search(client, name, verdict)
     }
 
@@ -253,6 +254,7 @@ impl Policies {
         name: &str,
         lists: &DomainTrie,
         now: Timestamp,
+        provenance: bool,
     ) -> Verdict {
         let all = CategoryMask::MAX;
         let schedule = &self.schedules[client.band];
@@ -290,7 +292,7 @@ impl Policies {
             ),
             1 => (None, self.office.rule(Scope::Office, &found, name)),
             _ => {
-                let source = lists.rule(&found);
+                let source = if provenance { lists.rule(&found) } else { None };
                 (
                     Some(usize::from(found.category)),
                     Rule::List {

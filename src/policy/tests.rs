@@ -55,27 +55,31 @@ fn list_blocks_the_name_and_its_subdomains_for_bands_that_block_the_category() {
         KIDS,
         "games.example",
         &lists,
-        NOW
+        NOW,
+        true
     )));
     assert!(blocked(&policies.evaluate(
         KIDS,
         "a.b.games.example",
         &lists,
-        NOW
+        NOW,
+        true
     )));
     assert!(!blocked(&policies.evaluate(
         STAFF,
         "games.example",
         &lists,
-        NOW
+        NOW,
+        true
     )));
     assert!(!blocked(&policies.evaluate(
         KIDS,
         "othergames.example",
         &lists,
-        NOW
+        NOW,
+        true
     )));
-    match policies.evaluate(KIDS, "x.games.example", &lists, NOW) {
+    match policies.evaluate(KIDS, "x.games.example", &lists, NOW, true) {
         Verdict::Block {
             category: Some(0),
             rule: Rule::List { domain, .. },
@@ -93,27 +97,31 @@ fn the_most_specific_rule_wins() {
         KIDS,
         "www.edu.games.example",
         &lists,
-        NOW
+        NOW,
+        true
     )));
     // Band deny of a subdomain beats the list's allow of the parent.
     assert!(blocked(&policies.evaluate(
         KIDS,
         "deep.allowed.example",
         &lists,
-        NOW
+        NOW,
+        true
     )));
     // Band allow of social.example, band deny of the deeper bad.social.example.
     assert!(!blocked(&policies.evaluate(
         KIDS,
         "www.social.example",
         &lists,
-        NOW
+        NOW,
+        true
     )));
     assert!(blocked(&policies.evaluate(
         KIDS,
         "x.bad.social.example",
         &lists,
-        NOW
+        NOW,
+        true
     )));
 }
 
@@ -121,7 +129,7 @@ fn the_most_specific_rule_wins() {
 fn on_equal_depth_an_allow_wins() {
     let (policies, lists) = setup();
     // Listed (block) and school-allowed at the very same name.
-    match policies.evaluate(KIDS, "school-ok.games.example", &lists, NOW) {
+    match policies.evaluate(KIDS, "school-ok.games.example", &lists, NOW, true) {
         Verdict::Allow {
             rule:
                 Some(Rule::Config {
@@ -138,7 +146,7 @@ fn on_equal_depth_an_allow_wins() {
 fn school_entries_apply_to_every_band_and_name_their_line() {
     let (policies, lists) = setup();
     for client in [KIDS, STAFF] {
-        match policies.evaluate(client, "www.cheat.example", &lists, NOW) {
+        match policies.evaluate(client, "www.cheat.example", &lists, NOW, true) {
             Verdict::Block {
                 category: None,
                 rule: Rule::Config { place, domain, .. },
@@ -164,7 +172,7 @@ fn school_entries_apply_to_every_band_and_name_their_line() {
 fn the_doh_canary_is_blocked_for_everyone() {
     let (policies, lists) = setup();
     assert_eq!(
-        policies.evaluate(STAFF, "use-application-dns.net", &lists, NOW),
+        policies.evaluate(STAFF, "use-application-dns.net", &lists, NOW, true),
         Verdict::Block {
             category: None,
             rule: Rule::DohCanary,

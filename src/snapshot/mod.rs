@@ -55,6 +55,19 @@ impl Snapshot {
     /// The verdict for `name` (lowercase, trailing dot optional) asked by
     /// `client` at `now`.
     pub fn evaluate(&self, client: Client, name: &str, now: jiff::Timestamp) -> Verdict {
+        self.judge(client, name, now, true)
+    }
+
+    /// [`Snapshot::evaluate`] for answering: the same verdict, but a list
+    /// rule does not look up which file and line listed the domain
+    /// (`Rule::List` has `list = usize::MAX`, `line = 0`): only `explain`,
+    /// the warning page and the API show those, and the lookup is a cache
+    /// miss per blocked query.
+    pub fn evaluate_for_answer(&self, client: Client, name: &str, now: jiff::Timestamp) -> Verdict {
+        self.judge(client, name, now, false)
+    }
+
+    fn judge(&self, client: Client, name: &str, now: jiff::Timestamp, provenance: bool) -> Verdict {
         let name = name.strip_suffix('.').unwrap_or(name);
         if let Some(entry) = self.takedowns.find(name) {
             return Verdict::Block {
@@ -83,6 +96,7 @@ impl Snapshot {
             };
             return self.policies.with_safe_search(client, name, verdict);
         }
-        self.policies.evaluate(client, name, &self.lists, now)
+        self.policies
+            .evaluate(client, name, &self.lists, now, provenance)
     }
 }
