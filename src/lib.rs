@@ -25,6 +25,8 @@ pub mod clock;
 pub mod config;
 pub mod dns;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lists;
 pub mod policy;
 pub mod reload;

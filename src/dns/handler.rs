@@ -53,6 +53,13 @@ pub struct ForwardJob {
     received: Instant,
 }
 
+impl ForwardJob {
+    /// The question being forwarded (one per query: `decide` checks).
+    pub(crate) fn question(&self) -> &Query {
+        &self.request.queries[0]
+    }
+}
+
 enum Response {
     Ready(Message),
     Forward {
@@ -180,7 +187,7 @@ impl Handler {
         reply
     }
 
-    fn encode(&self, response: &Message, limit: usize) -> Option<Vec<u8>> {
+    pub(crate) fn encode(&self, response: &Message, limit: usize) -> Option<Vec<u8>> {
         let bytes = answer::encode(response, limit)?;
         if bytes[2] & 0x02 != 0 {
             bump(&self.counters.truncated);
@@ -287,7 +294,6 @@ impl Handler {
     }
 
     async fn forward(&self, job: &ForwardJob, query: &Query) -> Message {
-        let request = &job.request;
         let counters = &job.snapshot.counters;
         let upstream = self.upstream.load_full();
         let asked = job.rewrite.as_ref().unwrap_or(&query.name);
@@ -298,12 +304,27 @@ impl Handler {
         if let Some(elapsed) = resolved.upstream_time {
             self.stats.upstream_duration.observe(elapsed.as_secs_f64());
         }
+        self.compose(job, query, resolved.answer.as_ref())
+    }
+
+    /// The answer to an allowed question from what the upstream (or the
+    /// cache) said: CNAME cloaking, the name as asked, safe-search CNAME.
+    /// No waiting and no network, so the fuzz targets run it directly.
+    pub(crate) fn compose(
+        &self,
+        job: &ForwardJob,
+        query: &Query,
+        said: &UpstreamAnswer,
+    ) -> Message {
+        let request = &job.request;
+        let counters = &job.snapshot.counters;
+        let asked = job.rewrite.as_ref().unwrap_or(&query.name);
         let outcome = if job.rewrite.is_some() {
             Outcome::SafeSearch
         } else {
             Outcome::Allowed
         };
-        let mut response = match resolved.answer.as_ref() {
+        let mut response = match said {
             UpstreamAnswer::Records {
                 answers,
                 authorities,
