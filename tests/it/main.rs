@@ -12,6 +12,7 @@ mod filtering;
 mod formats;
 mod protocol;
 mod reload;
+mod spoofing;
 mod stats;
 mod subscriptions;
 mod takedown;
