@@ -79,6 +79,8 @@ pub struct Handler {
     pub stats: Arc<Stats>,
     /// Per-client rate limit buckets.
     pub limiter: super::ratelimit::RateLimiter,
+    /// Forwarded queries holding an in-flight slot (for /metrics).
+    pub in_flight: super::counters::InFlight,
 }
 
 /// The category label and top-k domain of a blocking rule.
@@ -111,6 +113,7 @@ impl Handler {
             clock,
             stats,
             limiter: Default::default(),
+            in_flight: Default::default(),
         }
     }
 

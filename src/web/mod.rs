@@ -60,10 +60,10 @@ pub async fn serve_management(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state
-        .handler
-        .stats
-        .render(&state.handler.counters.snapshot());
+    let body = state.handler.stats.render(
+        &state.handler.counters.snapshot(),
+        state.handler.in_flight.get(),
+    );
     (
         [(
             header::CONTENT_TYPE,
