@@ -5,7 +5,8 @@
 //!       → snapshot = shared.load()             one version per query
 //!       → client   = snapshot.classify(src)     school + band, or outside → REFUSED
 //!       → verdict  = snapshot.evaluate(client, name, clock.now())
-//!       → Block: answer::blocked   Allow: ANY → RFC 8482, else upstream.resolve
+//!       → Block: answer::blocked   Allow: ANY → RFC 8482, fresh in cache → answer,
+//!                                         else (in-flight slot) upstream.resolve
 //!       → count (school, band, category, verdict), encode (UDP size limit, TC)
 //! ```
 
@@ -131,7 +132,8 @@ impl Handler {
     }
 
     /// Everything that needs no waiting: sanity checks, parsing, policy, and
-    /// the blocked/refused/error answers. Only allowed names go on to
+    /// the blocked/refused/error answers, and allowed names with a fresh
+    /// cached answer. Only allowed names that need the upstream go on to
     /// [`Handler::finish`], so listeners spawn a task (and take an in-flight
     /// slot) for those alone.
     pub fn decide(&self, packet: &[u8], src: SocketAddr, transport: Transport) -> Step {
@@ -166,16 +168,39 @@ impl Handler {
                     .observe(received.elapsed().as_secs_f64());
                 Step::Reply(reply)
             }
-            Some(Response::Forward { client, rewrite }) => Step::Forward(Box::new(ForwardJob {
-                request,
-                limit,
-                client,
-                snapshot: self.snapshot.load_full(),
-                rewrite,
-                received,
-            })),
+            Some(Response::Forward { client, rewrite }) => {
+                let job = Box::new(ForwardJob {
+                    request,
+                    limit,
+                    client,
+                    snapshot: self.snapshot.load_full(),
+                    rewrite,
+                    received,
+                });
+                match self.answer_from_cache(&job) {
+                    Some(reply) => Step::Reply(reply),
+                    None => Step::Forward(job),
+                }
+            }
             None => Step::Reply(None),
         }
+    }
+
+    /// A fresh cached answer needs no upstream: answered here, without an
+    /// in-flight slot, so cache hits never wait behind (or get shed
+    /// because of) slow upstream lookups.
+    fn answer_from_cache(&self, job: &ForwardJob) -> Option<Option<Vec<u8>>> {
+        let query = job.question();
+        let asked = job.rewrite.as_ref().unwrap_or(&query.name);
+        let said = self.upstream.load().fresh(asked, query.query_type)?;
+        job.snapshot.counters.cache_hit(job.client);
+        let response = self.compose(job, query, &said);
+        let reply = self.encode(&response, job.limit);
+        self.stats
+            .answer_duration
+            .with_label_values(&["forwarded"])
+            .observe(job.received.elapsed().as_secs_f64());
+        Some(reply)
     }
 
     /// Forwards an allowed question and encodes the answer.

@@ -230,6 +230,17 @@ impl Upstream {
         }
     }
 
+    /// A fresh cached answer for `(name, type)`, without waiting or asking
+    /// upstream: lets the listener answer cache hits without taking an
+    /// in-flight slot, so they never queue behind a slow upstream.
+    pub fn fresh(&self, name: &Name, record_type: RecordType) -> Option<Arc<UpstreamAnswer>> {
+        self.cache.as_ref()?;
+        match self.cached(&(name.to_lowercase(), record_type)) {
+            Lookup::Fresh(answer) => Some(answer),
+            Lookup::Stale(_) | Lookup::Miss => None,
+        }
+    }
+
     /// Caches an answer; a failure never replaces a good (even stale) answer.
     pub(crate) fn store(&self, key: Key, answer: &Arc<UpstreamAnswer>) {
         let Some(cache) = &self.cache else { return };
