@@ -10,6 +10,7 @@ mod bypass;
 mod cli;
 mod filtering;
 mod formats;
+mod lossy;
 mod protocol;
 mod reload;
 mod spoofing;
