@@ -9,7 +9,8 @@
 //!       client   = snapshot.classify(src_ip)           school + grade band, or outside → REFUSED
 //!       verdict  = snapshot.evaluate(client, qname)    Allow | Block { category, rule }
 //!       Block → dns::answer::blocked                   sinkhole / null / NXDOMAIN, EDE 15
-//!       Allow → dns::Upstream::resolve (hickory-resolver, cache, coalescing)
+//!       Allow → fresh in the cache: answered at once (no in-flight slot)
+//!             else dns::Upstream::resolve (hickory-resolver, cache, coalescing)
 //!   → encode with the UDP size limit (TC when too big)
 //! ```
 //!
@@ -26,6 +27,8 @@ pub mod clock;
 pub mod config;
 pub mod dns;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lists;
 pub mod policy;
 pub mod reload;

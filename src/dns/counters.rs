@@ -63,3 +63,37 @@ counters! {
 pub fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
+
+/// Forwarded queries being answered now (each holds a `max_in_flight`
+/// slot), and the most there have been at once since the start.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: AtomicU64,
+    peak: AtomicU64,
+}
+
+/// One forwarded query being answered; leaves the count when dropped.
+pub struct InFlightSlot<'a>(&'a InFlight);
+
+impl InFlight {
+    /// Counts one more query in flight until the returned slot is dropped.
+    pub fn enter(&self) -> InFlightSlot<'_> {
+        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        InFlightSlot(self)
+    }
+
+    /// (in flight now, peak since the start).
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.now.load(Ordering::Relaxed),
+            self.peak.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for InFlightSlot<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::Relaxed);
+    }
+}

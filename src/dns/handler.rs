@@ -5,7 +5,8 @@
 //!       → snapshot = shared.load()             one version per query
 //!       → client   = snapshot.classify(src)     school + band, or outside → REFUSED
 //!       → verdict  = snapshot.evaluate(client, name, clock.now())
-//!       → Block: answer::blocked   Allow: ANY → RFC 8482, else upstream.resolve
+//!       → Block: answer::blocked   Allow: ANY → RFC 8482, fresh in cache → answer,
+//!                                         else (in-flight slot) upstream.resolve
 //!       → count (school, band, category, verdict), encode (UDP size limit, TC)
 //! ```
 
@@ -56,6 +57,13 @@ pub struct ForwardJob {
     received: Instant,
 }
 
+impl ForwardJob {
+    /// The question being forwarded (one per query: `decide` checks).
+    pub(crate) fn question(&self) -> &Query {
+        &self.request.queries[0]
+    }
+}
+
 enum Response {
     Ready(Message),
     Forward {
@@ -75,6 +83,8 @@ pub struct Handler {
     pub stats: Arc<Stats>,
     /// Per-client rate limit buckets.
     pub limiter: super::ratelimit::RateLimiter,
+    /// Forwarded queries holding an in-flight slot (for /metrics).
+    pub in_flight: super::counters::InFlight,
     /// Encoded answers of allowed names for the UDP fast path.
     pub wire: super::fast::WireCache,
     /// `edudns_answer_duration_seconds{path="local"}` and `{path="forwarded"}`.
@@ -122,6 +132,7 @@ impl Handler {
             clock,
             stats,
             limiter: Default::default(),
+            in_flight: Default::default(),
         }
     }
 
@@ -139,7 +150,8 @@ impl Handler {
     }
 
     /// Everything that needs no waiting: sanity checks, parsing, policy, and
-    /// the blocked/refused/error answers. Only allowed names go on to
+    /// the blocked/refused/error answers, and allowed names with a fresh
+    /// cached answer. Only allowed names that need the upstream go on to
     /// [`Handler::finish`], so listeners spawn a task (and take an in-flight
     /// slot) for those alone.
     pub fn decide(&self, packet: &[u8], src: SocketAddr, transport: Transport) -> Step {
@@ -172,34 +184,87 @@ impl Handler {
                     .observe(received.elapsed().as_secs_f64());
                 Step::Reply(reply)
             }
-            Some(Response::Forward { client, rewrite }) => Step::Forward(Box::new(ForwardJob {
-                raw: (self.fast_path && transport == Transport::Udp && rewrite.is_none())
-                    .then(|| packet.into()),
-                request,
-                limit,
-                client,
-                snapshot: self.snapshot.load_full(),
-                rewrite,
-                received,
-            })),
+            Some(Response::Forward { client, rewrite }) => {
+                let job = Box::new(ForwardJob {
+                    raw: (self.fast_path && transport == Transport::Udp && rewrite.is_none())
+                        .then(|| packet.into()),
+                    request,
+                    limit,
+                    client,
+                    snapshot: self.snapshot.load_full(),
+                    rewrite,
+                    received,
+                });
+                match self.answer_from_cache(&job) {
+                    Some(reply) => Step::Reply(reply),
+                    None => Step::Forward(job),
+                }
+            }
             None => Step::Reply(None),
         }
+    }
+
+    /// A fresh cached answer needs no upstream: answered here, without an
+    /// in-flight slot, so cache hits never wait behind (or get shed
+    /// because of) slow upstream lookups.
+    fn answer_from_cache(&self, job: &ForwardJob) -> Option<Option<Vec<u8>>> {
+        let query = job.question();
+        let asked = job.rewrite.as_ref().unwrap_or(&query.name);
+        let said = self.upstream.load().fresh(asked, query.query_type)?;
+        job.snapshot.counters.cache_hit(job.client);
+        let response = self.compose(job, query, &said);
+        let reply = self.encode(&response, job.limit);
+        self.remember(job, &said, &response, reply.as_deref());
+        self.forwarded_duration
+            .observe(job.received.elapsed().as_secs_f64());
+        Some(reply)
     }
 
     /// Forwards an allowed question and encodes the answer.
     pub async fn finish(&self, job: Box<ForwardJob>) -> Option<Vec<u8>> {
         let query = job.request.queries.first()?;
-        let (response, replayable) = self.forward(&job, query).await;
+        let (response, said) = self.forward(&job, query).await;
         let reply = self.encode(&response, job.limit);
-        if replayable && let (Some(raw), Some(reply)) = (&job.raw, &reply) {
-            super::fast::remember(&self.wire, raw, reply);
+        if let Some(said) = said {
+            self.remember(&job, &said, &response, reply.as_deref());
         }
         self.forwarded_duration
             .observe(job.received.elapsed().as_secs_f64());
         reply
     }
 
-    fn encode(&self, response: &Message, limit: usize) -> Option<Vec<u8>> {
+    /// Puts an answer in the fast path's wire cache when it may be replayed
+    /// to any client: a plain allowed UDP query (no safe-search rewrite), a
+    /// fresh answer, no CNAME (its target may be blocked for another band),
+    /// no error, not truncated.
+    fn remember(
+        &self,
+        job: &ForwardJob,
+        said: &UpstreamAnswer,
+        response: &Message,
+        reply: Option<&[u8]>,
+    ) {
+        let (Some(raw), Some(reply)) = (&job.raw, reply) else {
+            return;
+        };
+        let plain = match said {
+            UpstreamAnswer::Records { answers, .. } => {
+                !answers.iter().any(|r| r.record_type() == RecordType::CNAME)
+            }
+            UpstreamAnswer::Negative { .. } => true,
+            UpstreamAnswer::Failed { .. } => false,
+        };
+        if plain
+            && matches!(
+                response.metadata.response_code,
+                ResponseCode::NoError | ResponseCode::NXDomain
+            )
+        {
+            super::fast::remember(&self.wire, raw, reply);
+        }
+    }
+
+    pub(crate) fn encode(&self, response: &Message, limit: usize) -> Option<Vec<u8>> {
         let bytes = answer::encode(response, limit)?;
         if bytes[2] & 0x02 != 0 {
             bump(&self.counters.truncated);
@@ -305,10 +370,13 @@ impl Handler {
         }
     }
 
-    /// The answer, and whether the fast path may replay it (a fresh
-    /// upstream answer without CNAMEs, for a plain allowed name).
-    async fn forward(&self, job: &ForwardJob, query: &Query) -> (Message, bool) {
-        let request = &job.request;
+    /// The answer, and what the upstream said when it may be replayed by
+    /// the fast path (not a stale answer served while the upstream fails).
+    async fn forward(
+        &self,
+        job: &ForwardJob,
+        query: &Query,
+    ) -> (Message, Option<Arc<UpstreamAnswer>>) {
         let counters = &job.snapshot.counters;
         let upstream = self.upstream.load_full();
         let asked = job.rewrite.as_ref().unwrap_or(&query.name);
@@ -319,13 +387,28 @@ impl Handler {
         if let Some(elapsed) = resolved.upstream_time {
             self.stats.upstream_duration.observe(elapsed.as_secs_f64());
         }
+        let response = self.compose(job, query, resolved.answer.as_ref());
+        (response, (!resolved.stale).then_some(resolved.answer))
+    }
+
+    /// The answer to an allowed question from what the upstream (or the
+    /// cache) said: CNAME cloaking, the name as asked, safe-search CNAME.
+    /// No waiting and no network, so the fuzz targets run it directly.
+    pub(crate) fn compose(
+        &self,
+        job: &ForwardJob,
+        query: &Query,
+        said: &UpstreamAnswer,
+    ) -> Message {
+        let request = &job.request;
+        let counters = &job.snapshot.counters;
+        let asked = job.rewrite.as_ref().unwrap_or(&query.name);
         let outcome = if job.rewrite.is_some() {
             Outcome::SafeSearch
         } else {
             Outcome::Allowed
         };
-        let mut replayable = job.raw.is_some() && !resolved.stale;
-        let mut response = match resolved.answer.as_ref() {
+        let mut response = match said {
             UpstreamAnswer::Records {
                 answers,
                 authorities,
@@ -333,9 +416,8 @@ impl Handler {
                 if job.rewrite.is_none()
                     && let Some(blocked) = self.cname_cloaking(job, query, answers)
                 {
-                    return (blocked, false);
+                    return blocked;
                 }
-                replayable &= !answers.iter().any(|r| r.record_type() == RecordType::CNAME);
                 let mut response = answer::response_to(request, ResponseCode::NoError);
                 response.add_answers(answers.iter().cloned().map(|mut r| {
                     // Answer with the name as asked (case preserved for 0x20 clients).
@@ -357,7 +439,7 @@ impl Handler {
                 bump(&self.counters.upstream_errors);
                 counters.upstream_error(job.client);
                 counters.count(job.client, CategorySlot::None, outcome);
-                return (answer::response_to(request, ResponseCode::ServFail), false);
+                return answer::response_to(request, ResponseCode::ServFail);
             }
         };
         counters.count(job.client, CategorySlot::None, outcome);
@@ -370,7 +452,7 @@ impl Handler {
             );
             response.answers.insert(0, cname);
         }
-        (response, replayable)
+        response
     }
 
     /// CNAME cloaking: an allowed name whose answer leads through a CNAME to

@@ -192,9 +192,11 @@ async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>, in_flight: Arc
                     let socket = socket.clone();
                     let handler = handler.clone();
                     tokio::spawn(async move {
+                        let slot = handler.in_flight.enter();
                         if let Some(reply) = handler.finish(job).await {
                             send_udp(&socket, &reply, src).await;
                         }
+                        drop(slot);
                         drop(permit);
                     });
                 }
@@ -274,6 +276,7 @@ async fn serve_connection(
                     bump(&handler.counters.shed_in_flight);
                     continue;
                 };
+                let _slot = handler.in_flight.enter();
                 handler.finish(job).await
             }
         };

@@ -37,7 +37,7 @@ pub enum UpstreamAnswer {
     Failed { reason: String },
 }
 
-type Key = (Name, RecordType);
+pub(crate) type Key = (Name, RecordType);
 type Pending = Shared<BoxFuture<'static, Arc<UpstreamAnswer>>>;
 
 /// One cached answer and when it expires.
@@ -235,8 +235,19 @@ impl Upstream {
         }
     }
 
+    /// A fresh cached answer for `(name, type)`, without waiting or asking
+    /// upstream: lets the listener answer cache hits without taking an
+    /// in-flight slot, so they never queue behind a slow upstream.
+    pub fn fresh(&self, name: &Name, record_type: RecordType) -> Option<Arc<UpstreamAnswer>> {
+        self.cache.as_ref()?;
+        match self.cached(&(name.to_lowercase(), record_type)) {
+            Lookup::Fresh(answer) => Some(answer),
+            Lookup::Stale(_) | Lookup::Miss => None,
+        }
+    }
+
     /// Caches an answer; a failure never replaces a good (even stale) answer.
-    fn store(&self, key: Key, answer: &Arc<UpstreamAnswer>) {
+    pub(crate) fn store(&self, key: Key, answer: &Arc<UpstreamAnswer>) {
         let Some(cache) = &self.cache else { return };
         let Some(ttl) = cacheable_ttl(answer) else {
             return;
@@ -261,13 +272,21 @@ impl Upstream {
     /// A cached answer: fresh (TTLs counted down), stale (expired less than
     /// a day ago: TTL 30 s), or nothing.
     fn cached(&self, key: &Key) -> Lookup {
+        self.cached_at(key, Instant::now())
+    }
+
+    /// [`Upstream::cached`] as seen at `now` (the fuzz target moves time).
+    pub(crate) fn cached_at(&self, key: &Key, now: Instant) -> Lookup {
         let Some(cache) = self.cache.as_ref() else {
             return Lookup::Miss;
         };
         let Some(entry) = cache.get(key) else {
             return Lookup::Miss;
         };
-        let age = entry.stored.elapsed().as_secs().min(u64::from(u32::MAX)) as u32;
+        let age = now
+            .saturating_duration_since(entry.stored)
+            .as_secs()
+            .min(u64::from(u32::MAX)) as u32;
         let failed = matches!(entry.answer.as_ref(), UpstreamAnswer::Failed { .. });
         if age >= entry.ttl {
             if failed || age >= entry.ttl.saturating_add(STALE_KEEP_SECS) {
@@ -334,6 +353,13 @@ impl Upstream {
         pending.await
     }
 
+    /// Drops a cached answer (the fuzz target keeps its cache empty).
+    pub(crate) fn forget(&self, key: &Key) {
+        if let Some(cache) = &self.cache {
+            cache.remove(key);
+        }
+    }
+
     /// Questions being resolved right now (for tests and metrics).
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -341,7 +367,7 @@ impl Upstream {
 }
 
 /// What the cache holds for a question.
-enum Lookup {
+pub(crate) enum Lookup {
     Fresh(Arc<UpstreamAnswer>),
     Stale(Arc<UpstreamAnswer>),
     Miss,

@@ -185,6 +185,8 @@ pub struct Stats {
     pub list_downloads: IntCounterVec,
     pub list_download_success: prometheus::GaugeVec,
     packets: IntCounterVec,
+    in_flight: IntGauge,
+    in_flight_peak: IntGauge,
     /// Every query counter handed out, for the durable flusher.
     handles: Mutex<HashMap<CounterKey, IntCounter>>,
     /// Top-k sketches by school id (kept across reloads).
@@ -386,6 +388,19 @@ impl Stats {
             "Packets by what the server did with them that is not an answer count (dropped, shed, truncated …).",
             &["event"],
         );
+        let in_flight = IntGauge::new(
+            "edudns_in_flight",
+            "Forwarded queries being answered now (each holds one of server.max_in_flight slots).",
+        )
+        .expect("valid");
+        let in_flight_peak = IntGauge::new(
+            "edudns_in_flight_peak",
+            "Most forwarded queries answered at once since the start.",
+        )
+        .expect("valid");
+        for gauge in [&in_flight, &in_flight_peak] {
+            registry.register(Box::new(gauge.clone())).expect("unique");
+        }
         Stats {
             registry,
             queries,
@@ -404,6 +419,8 @@ impl Stats {
             list_downloads,
             list_download_success,
             packets,
+            in_flight,
+            in_flight_peak,
             handles: Mutex::new(HashMap::new()),
             top: Mutex::new(HashMap::new()),
             incidents: Mutex::new(Vec::new()),
@@ -537,7 +554,10 @@ impl Stats {
     }
 
     /// The text exposition format, with the protocol counters brought up to date.
-    pub fn render(&self, protocol: &CountersSnapshot) -> String {
+    /// `in_flight` is (now, peak) of forwarded queries holding a slot.
+    pub fn render(&self, protocol: &CountersSnapshot, in_flight: (u64, u64)) -> String {
+        self.in_flight.set(in_flight.0 as i64);
+        self.in_flight_peak.set(in_flight.1 as i64);
         self.refused_outside.inc_by(
             protocol
                 .refused_outside

@@ -263,10 +263,10 @@ async fn metrics(
             Err(r) => return r,
         }
     }
-    let body = state
-        .handler
-        .stats
-        .render(&state.handler.counters.snapshot());
+    let body = state.handler.stats.render(
+        &state.handler.counters.snapshot(),
+        state.handler.in_flight.get(),
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -110,6 +110,23 @@ impl TestServer {
         upstream: Option<TestUpstream>,
         clock: Arc<dyn Clock>,
     ) -> TestServer {
+        let upstreams = upstream.iter().map(|u| u.addr).collect();
+        let mut server = Self::start_inner(config, upstreams, clock).await;
+        server.upstream = upstream;
+        server
+    }
+
+    /// Starts edudns forwarding to an upstream the test runs itself (a raw
+    /// UDP server on loopback that misbehaves in ways hickory-server won't).
+    pub async fn start_with_upstream_addr(config: &str, upstream: SocketAddr) -> TestServer {
+        Self::start_inner(config, vec![upstream], Arc::new(edudns::clock::SystemClock)).await
+    }
+
+    async fn start_inner(
+        config: &str,
+        upstreams: Vec<SocketAddr>,
+        clock: Arc<dyn Clock>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("lists")).unwrap();
         write(&dir.path().join("lists/gambling.txt"), GAMBLING);
@@ -117,7 +134,7 @@ impl TestServer {
         let config_path = dir.path().join("edudns.toml");
         write(&config_path, config);
         let overrides = Overrides {
-            upstreams: upstream.iter().map(|u| u.addr).collect(),
+            upstreams,
             fast_path: fast_path_override(),
             ..Overrides::default()
         };
@@ -129,7 +146,7 @@ impl TestServer {
             running,
             addr,
             dir,
-            upstream,
+            upstream: None,
         }
     }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the fuzz targets and runs each for FUZZ_SECONDS (default 60) from
+# the committed seed corpus; fails on any crash, leak or invariant panic.
+#
+#   bash fuzz/smoke.sh                 # 60 s per target
+#   FUZZ_SECONDS=30 bash fuzz/smoke.sh # the CI setting
+#   FUZZ_TARGETS="request config" bash fuzz/smoke.sh
+#
+# Works with a stable toolchain: cargo-fuzz needs nightly-only flags
+# (-Zsanitizer), which RUSTC_BOOTSTRAP=1 unlocks on stable. With nightly
+# installed, FUZZ_TOOLCHAIN=nightly uses it instead.
+# New inputs go to a temporary corpus; the committed seeds stay as they are.
+# A crash leaves its input under fuzz/artifacts/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${FUZZ_SECONDS:-60}"
+targets="${FUZZ_TARGETS:-request upstream_answer list_formats config}"
+toolchain=()
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+  toolchain=("+$FUZZ_TOOLCHAIN")
+else
+  export RUSTC_BOOTSTRAP=1
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+
+started=$(date +%s)
+cargo "${toolchain[@]}" fuzz build 2>&1 | tail -n 3
+echo "fuzz: built in $(($(date +%s) - started)) s"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failed=()
+for target in $targets; do
+  mkdir -p "$work/$target"
+  log="$work/$target.log"
+  echo "fuzz: $target for ${seconds} s"
+  if cargo "${toolchain[@]}" fuzz run "$target" "$work/$target" "fuzz/corpus/$target" -- \
+      -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 >"$log" 2>&1; then
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    echo "fuzz: $target ok, $runs executions"
+  else
+    failed+=("$target")
+    echo "fuzz: $target FAILED; last lines of its log:"
+    tail -n 40 "$log"
+  fi
+done
+
+echo "fuzz: total $(($(date +%s) - started)) s"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: crashes in: ${failed[*]} (inputs under fuzz/artifacts/)" >&2
+  exit 1
+fi

@@ -1,0 +1,183 @@
+//! Spoofed upstream replies: a raw-UDP upstream on loopback that answers
+//! every question first with forged replies carrying a poison address, then,
+//! a little later, with the genuine reply. edudns must serve the genuine
+//! address and never cache the poison.
+//!
+//! The forgeries: a wrong transaction id; the right id with another question
+//! name; the right id and name with another question type; the right id and
+//! question sent from another source port. (0x20 case randomization is off
+//! in edudns's resolver, so a reply differing only in the case of the name
+//! is not a forgery it could tell apart; see docs/reliability.md.)
+
+use crate::harness::*;
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+const POISON_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 66);
+const POISON_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, 0x66);
+
+/// The genuine address of `name`: 192.0.2.<n> for `v<n>.example`, else 192.0.2.200.
+fn genuine_v4(name: &str) -> Ipv4Addr {
+    let n = name
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|n| n.parse::<u8>().ok())
+        .unwrap_or(200);
+    Ipv4Addr::new(192, 0, 2, n)
+}
+
+fn genuine_v6(name: &str) -> Ipv6Addr {
+    let v4 = genuine_v4(name).octets();
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(v4[3]))
+}
+
+/// A reply to `request` with `question` and one record of `name`.
+fn reply(id: u16, question: Query, address: RData) -> Vec<u8> {
+    let mut message = Message::new(id, MessageType::Response, hickory_proto::op::OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.metadata.recursion_available = true;
+    message.metadata.response_code = ResponseCode::NoError;
+    let owner = question.name.clone();
+    message.add_query(question);
+    message.add_answer(Record::from_rdata(owner, 300, address));
+    message.to_vec().unwrap()
+}
+
+fn address(rtype: RecordType, v4: Ipv4Addr, v6: Ipv6Addr) -> RData {
+    if rtype == RecordType::AAAA {
+        RData::AAAA(AAAA(v6))
+    } else {
+        RData::A(A(v4))
+    }
+}
+
+/// The spoofing upstream: (address, questions received, forgeries sent).
+async fn start_spoofing_upstream() -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    // Another port on the same address, for replies from the wrong port.
+    let other_port = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = socket.local_addr().unwrap();
+    let questions = Arc::new(AtomicUsize::new(0));
+    let forgeries = Arc::new(AtomicUsize::new(0));
+    let (q, f) = (questions.clone(), forgeries.clone());
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 4096];
+        loop {
+            let Ok((len, src)) = socket.recv_from(&mut buffer).await else {
+                return;
+            };
+            let Ok(request) = Message::from_vec(&buffer[..len]) else {
+                continue;
+            };
+            let Some(question) = request.queries.first().cloned() else {
+                continue;
+            };
+            q.fetch_add(1, Ordering::SeqCst);
+            let (socket, other_port, f) = (socket.clone(), other_port.clone(), f.clone());
+            tokio::spawn(async move {
+                let id = request.metadata.id;
+                let rtype = question.query_type;
+                let poison = address(rtype, POISON_V4, POISON_V6);
+                let asked = question.name.to_ascii().to_ascii_lowercase();
+                let other_name = if asked.starts_with("bank.") {
+                    "bank2.example."
+                } else {
+                    "bank.example."
+                };
+                let mut other_question = question.clone();
+                other_question.name = Name::from_ascii(other_name).unwrap();
+                let mut other_type = question.clone();
+                other_type.query_type = if rtype == RecordType::AAAA {
+                    RecordType::A
+                } else {
+                    RecordType::AAAA
+                };
+                let other_type_poison = address(other_type.query_type, POISON_V4, POISON_V6);
+                let forged = [
+                    reply(id ^ 0x5a5a, question.clone(), poison.clone()),
+                    reply(id, other_question, poison.clone()),
+                    reply(id, other_type, other_type_poison),
+                ];
+                for packet in &forged {
+                    socket.send_to(packet, src).await.unwrap();
+                    f.fetch_add(1, Ordering::SeqCst);
+                }
+                other_port
+                    .send_to(&reply(id, question.clone(), poison), src)
+                    .await
+                    .unwrap();
+                f.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                let genuine = address(rtype, genuine_v4(&asked), genuine_v6(&asked));
+                let _ = socket.send_to(&reply(id, question, genuine), src).await;
+            });
+        }
+    });
+    (addr, questions, forgeries)
+}
+
+#[tokio::test]
+async fn forged_upstream_replies_are_ignored_and_never_cached() {
+    let (upstream, questions, forgeries) = start_spoofing_upstream().await;
+    let server = TestServer::start_with_upstream_addr(&base_config(""), upstream).await;
+    let names: Vec<String> = (1..=6).map(|n| format!("v{n}.example")).collect();
+
+    for name in &names {
+        let answer = server.query(name, RecordType::A).await;
+        assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(
+            a_records(&answer),
+            vec![genuine_v4(name).to_string()],
+            "{name}: not the genuine address"
+        );
+    }
+    let asked = questions.load(Ordering::SeqCst);
+    assert_eq!(asked, names.len(), "one upstream question per name");
+    assert_eq!(
+        forgeries.load(Ordering::SeqCst),
+        4 * names.len(),
+        "every question drew four forgeries before the genuine reply"
+    );
+
+    // Asked again: answered from the cache (no new upstream question), and
+    // what the cache holds is the genuine answer.
+    for name in &names {
+        let answer = server.query_from("127.0.0.3", name, RecordType::A).await;
+        assert_eq!(a_records(&answer), vec![genuine_v4(name).to_string()]);
+    }
+    assert_eq!(
+        questions.load(Ordering::SeqCst),
+        asked,
+        "second round not from the cache"
+    );
+
+    // The names and types the forgeries were about were never cached from
+    // them: asking them goes upstream and gets the genuine answer.
+    let bank = server.query("bank.example", RecordType::A).await;
+    assert_eq!(
+        a_records(&bank),
+        vec![genuine_v4("bank.example").to_string()]
+    );
+    let v6 = server.query(&names[0], RecordType::AAAA).await;
+    assert_eq!(a_records(&v6), vec![genuine_v6(&names[0]).to_string()]);
+    assert_eq!(questions.load(Ordering::SeqCst), asked + 2);
+
+    for (name, rtype) in names.iter().map(|n| (n.as_str(), RecordType::A)).chain([
+        ("bank.example", RecordType::A),
+        (&names[0], RecordType::AAAA),
+    ]) {
+        let answer = server.query_from("127.0.0.4", name, rtype).await;
+        let served = a_records(&answer);
+        assert!(
+            !served.contains(&POISON_V4.to_string()) && !served.contains(&POISON_V6.to_string()),
+            "{name} {rtype}: poison served: {served:?}"
+        );
+    }
+}
