@@ -90,6 +90,8 @@ pub async fn start_with_clock(
     })
     .await
     .map_err(|e| LoadError::Upstream(format!("load task failed: {e}")))??;
+    // The list texts and build buffers are freed: give the memory back.
+    reload::release_free_memory();
     let config = snapshot.config.clone();
     let stats = Arc::new(Stats::new());
     let store: SharedStore = Arc::new(Mutex::new(Store::open(&config.stats.database)?));

@@ -344,7 +344,7 @@ impl Reloader {
 
 /// Returns freed heap memory to the operating system (glibc keeps it
 /// otherwise, and RSS after a 1M-domain reload would stay inflated).
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own free lists.
     unsafe {

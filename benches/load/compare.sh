@@ -142,10 +142,27 @@ for server in edudns unbound; do
   result[$server,rss]=$(rss_mib "$pid")
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/allowed.q" -n 1 -c 8 -q 500 >/dev/null 2>&1   # warm the cache
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/b10k.q" -n 1 -c 8 -q 500 >/dev/null 2>&1
+  # Latency at a moderate fixed rate (20k qps, the mixed workload, caches
+  # warm), from dnsperf's per-query lines.
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/mixed.q" -l "$seconds" -Q 20000 -c 8 -q 500 -v > "$work/lat.txt" 2>&1
+  result[$server,latency]=$(awk '/^> / {print $NF}' "$work/lat.txt" | sort -g | awk '{v[NR]=$1} END {if (NR) printf "%.3f / %.3f ms", 1000*v[int(NR*0.5)], 1000*v[int(NR*0.99)]; else print "n/a"}')
   for workload in blocked allowed mixed miss; do
     case $workload in blocked) f=$work/blocked.q;; allowed) f=$work/allowed.q;; mixed) f=$work/mixed.q;; miss) f=$work/miss.q;; esac
     result[$server,$workload]=$(run "$port" "$pid" "$f")
   done
+  # A reload of the whole list under 20k qps: peak RSS (sampled every 10 ms)
+  # and lost queries.
+  steady=$(rss_mib "$pid")
+  ( peak=0; end=$((SECONDS + seconds + 2)); while [ $SECONDS -lt $end ] && [ -e "/proc/$pid" ]; do r=$(rss_mib "$pid"); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.01; done; echo "$peak" > "$work/peak" ) &
+  sampler=$!
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/mixed.q" -l "$seconds" -Q 20000 -c 8 -q 500 > "$work/reload-perf.txt" 2>&1 &
+  perf=$!
+  sleep 1
+  touch "$work/domains.txt"
+  kill -HUP "$pid"
+  wait "$perf"; wait "$sampler"
+  lost=$(awk '/Queries lost/ {print $3}' "$work/reload-perf.txt")
+  result[$server,reload]="steady $steady MiB, peak $(cat "$work/peak") MiB, lost ${lost:-?}"
   result[$server,rss_after]=$(rss_mib "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
@@ -158,3 +175,5 @@ for workload in blocked allowed mixed miss; do
 done
 printf '%-10s %28s %28s\n' "load (s)" "${result[edudns,load]}" "${result[unbound,load]}"
 printf '%-10s %28s %28s\n' "RSS MiB" "${result[edudns,rss]} -> ${result[edudns,rss_after]}" "${result[unbound,rss]} -> ${result[unbound,rss_after]}"
+printf '%-10s %28s %28s\n' "p50/p99" "${result[edudns,latency]}" "${result[unbound,latency]}"
+printf '%-10s %28s %28s\n' "reload" "${result[edudns,reload]}" "${result[unbound,reload]}"
