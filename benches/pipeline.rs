@@ -1,6 +1,12 @@
-//! The cost of statistics on the hot path: `Handler::decide` on blocked
-//! queries (no upstream involved) with the per-school counters attached and
-//! without, in one run. Run: `cargo bench --bench pipeline`.
+//! The hot path without the network:
+//! - `decide_blocked`: the general pipeline (`Handler::decide`: hickory
+//!   parse, policy, `Message` answer, encode) on blocked queries, with the
+//!   per-school counters attached and without (the cost of statistics);
+//! - `fast_path`: the same blocked queries through `dns::fast::answer`
+//!   (question parsed in place, answer written as bytes) — question
+//!   parsing, policy and answer building together.
+//!
+//! Run: `cargo bench --bench pipeline`.
 
 use arc_swap::ArcSwap;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -73,6 +79,24 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("fast_path");
+    group.throughput(Throughput::Elements(packets.len() as u64));
+    let handler = handler(true);
+    let mut out = vec![0u8; edudns::dns::fast::MAX_ANSWER];
+    group.bench_function("blocked", |b| {
+        b.iter(|| {
+            for packet in &packets {
+                match edudns::dns::fast::answer(&handler, black_box(packet), src, &mut out) {
+                    edudns::dns::fast::Fast::Reply(n) => {
+                        black_box(&out[..n]);
+                    }
+                    other => panic!("blocked names are answered by the fast path: {other:?}"),
+                }
+            }
+        })
+    });
     group.finish();
 }
 
