@@ -68,16 +68,25 @@ sleep 1
   echo 'networks = ["127.0.0.0/8"]'
 } > "$work/edudns.toml"
 
-# The query mix of a school: popular sites (allowed, cached after the first
-# ask) and listed names (blocked), interleaved 4:1.
-awk -F, 'NR > 1 && n < 100000 {print $2" A"; n++}' "$data/top-sites/umbrella-top-100k.csv" > "$work/allowed.q"
-awk '!/^#/ && NF && n < 25000 {print $1" A"; n++}' "$data/hagezi/gambling.txt" > "$work/blocked.q"
-awk 'NR == FNR {b[FNR] = $0; nb = FNR; next} {print; if (FNR % 4 == 0 && ++i <= nb) print b[i]}' \
-  "$work/blocked.q" "$work/allowed.q" > "$work/mix.q"
+# The query mix of a school, 200,000 queries: 80 % popular sites, drawn
+# with a Zipf-like (log-uniform rank) law over the top 100k so a few sites
+# dominate as in real traffic (mostly cache hits, a tail of misses), and
+# 20 % listed names (blocked), drawn uniformly. Deterministic (fixed seed).
+awk -F, 'NR > 1 && n < 100000 {print $2; n++}' "$data/top-sites/umbrella-top-100k.csv" > "$work/allowed.txt"
+awk '!/^#/ && NF && n < 25000 {print $1; n++}' "$data/hagezi/gambling.txt" > "$work/blocked.txt"
+awk 'BEGIN {srand(42)}
+  NR == FNR {allowed[++na] = $1; next}
+  {blocked[++nb] = $1}
+  END {
+    for (i = 0; i < 200000; i++) {
+      if (rand() < 0.2) print blocked[1 + int(rand() * nb)] " A"
+      else print allowed[1 + int(exp(rand() * log(na)))] " A"
+    }
+  }' "$work/allowed.txt" "$work/blocked.txt" > "$work/mix.q"
 
 taskset -c 0 "$root/target/release/edudns" serve -c "$work/edudns.toml" > "$work/edudns.log" 2>&1 &
 pid=$!
-until grep -q "listening on 127.0.0.1:$dns_port" "$work/edudns.log"; do
+until grep -qs "listening on 127.0.0.1:$dns_port" "$work/edudns.log"; do
   kill -0 "$pid" 2>/dev/null || { cat "$work/edudns.log"; exit 1; }
   sleep 0.05
 done

@@ -16,7 +16,7 @@ max_slope=${MAX_SLOPE_MIB_PER_HOUR:-8}
 # beyond the cache size, so eviction and the in-flight table are exercised.
 awk '{print; if (NR % 4 == 0) printf "u%d.soak%d.example A\n", NR, NR % 1000}' "$work/mix.q" > "$work/soak.q"
 
-taskset -c 1 dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/soak.q" -l "$duration" -Q "$rate" -c 8 -t 3 > "$work/dnsperf.txt" 2>&1 &
+taskset -c 1 dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/soak.q" -l "$duration" -Q "$rate" -c 8 -q 5000 -t 3 > "$work/dnsperf.txt" 2>&1 &
 perf=$!
 started=$(date +%s)
 : > "$work/rss.tsv"
