@@ -167,6 +167,14 @@ pub fn encode(response: &Message, limit: usize) -> Option<Vec<u8>> {
     truncated.to_vec().ok()
 }
 
+/// Largest answer for a UDP client: its EDNS size capped at 1232, or 512.
+pub fn udp_limit(request: &Message) -> usize {
+    match &request.edns {
+        Some(edns) => usize::from(edns.max_payload().clamp(MAX_UDP_PLAIN, MAX_UDP_EDNS)),
+        None => usize::from(MAX_UDP_PLAIN),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,13 +228,5 @@ mod tests {
         assert!(answer.metadata.truncation);
         assert_eq!(answer.queries.len(), 1, "the question stays when it fits");
         assert!(answer.answers.is_empty());
-    }
-}
-
-/// Largest answer for a UDP client: its EDNS size capped at 1232, or 512.
-pub fn udp_limit(request: &Message) -> usize {
-    match &request.edns {
-        Some(edns) => usize::from(edns.max_payload().clamp(MAX_UDP_PLAIN, MAX_UDP_EDNS)),
-        None => usize::from(MAX_UDP_PLAIN),
     }
 }
