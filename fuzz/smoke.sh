@@ -5,16 +5,24 @@
 #   bash fuzz/smoke.sh                 # 60 s per target
 #   FUZZ_SECONDS=30 bash fuzz/smoke.sh # the CI setting
 #   FUZZ_TARGETS="request config" bash fuzz/smoke.sh
+#   FUZZ_RUNS=10000000 FUZZ_SECONDS=1800 FUZZ_LOGS=/tmp/fuzz-logs bash fuzz/smoke.sh
+#                                      # the long run: stop at 10^7 executions
+#                                      # or the time bound, keep the logs
 #
 # Works with a stable toolchain: cargo-fuzz needs nightly-only flags
 # (-Zsanitizer), which RUSTC_BOOTSTRAP=1 unlocks on stable. With nightly
 # installed, FUZZ_TOOLCHAIN=nightly uses it instead.
+# FUZZ_TARGET_DIR builds elsewhere than fuzz/target (e.g. a CI cache).
 # New inputs go to a temporary corpus; the committed seeds stay as they are.
 # A crash leaves its input under fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
+dir_flag=()
+[ -n "${FUZZ_TARGET_DIR:-}" ] && dir_flag=(--target-dir "$FUZZ_TARGET_DIR")
+runs_flag=()
+[ -n "${FUZZ_RUNS:-}" ] && runs_flag=("-runs=$FUZZ_RUNS")
 targets="${FUZZ_TARGETS:-request upstream_answer list_formats config}"
 toolchain=()
 if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
@@ -28,7 +36,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 started=$(date +%s)
-cargo "${toolchain[@]}" fuzz build 2>&1 | tail -n 3
+cargo "${toolchain[@]}" fuzz build "${dir_flag[@]}" 2>&1 | tail -n 3
 echo "fuzz: built in $(($(date +%s) - started)) s"
 
 work="$(mktemp -d)"
@@ -36,13 +44,15 @@ trap 'rm -rf "$work"' EXIT
 failed=()
 for target in $targets; do
   mkdir -p "$work/$target"
-  log="$work/$target.log"
+  log="${FUZZ_LOGS:-$work}/$target.log"
+  mkdir -p "$(dirname "$log")"
   echo "fuzz: $target for ${seconds} s"
-  if cargo "${toolchain[@]}" fuzz run "$target" "$work/$target" "fuzz/corpus/$target" -- \
+  if cargo "${toolchain[@]}" fuzz run "${dir_flag[@]}" "$target" "$work/$target" "fuzz/corpus/$target" -- \
       -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 >"$log" 2>&1; then
+      -print_final_stats=1 "${runs_flag[@]}" >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-    echo "fuzz: $target ok, $runs executions"
+    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    echo "fuzz: $target ok, $runs executions ($rate/s)"
   else
     failed+=("$target")
     echo "fuzz: $target FAILED; last lines of its log:"

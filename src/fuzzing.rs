@@ -9,7 +9,7 @@ use crate::clock::ManualClock;
 use crate::config::{self, ListRoot};
 use crate::dns::answer;
 use crate::dns::handler::Step;
-use crate::dns::upstream::{Lookup, UpstreamAnswer};
+use crate::dns::upstream::{Lookup, UpstreamAnswer, servable};
 use crate::dns::{Handler, Transport, Upstream};
 use crate::lists::RuleAction;
 use crate::lists::formats::{self, ListFormat};
@@ -214,24 +214,27 @@ pub fn request(data: &[u8]) {
     }
 }
 
-/// How an upstream response is classified, as the resolver does: answers,
-/// a negative answer with its SOA, or a failure for any other code.
+/// How an upstream response is classified, as the resolver and
+/// `upstream::lookup` do: servable answers, a negative answer with its SOA,
+/// or a failure for any other code.
 fn classify_upstream(response: &Message) -> UpstreamAnswer {
     let code = response.metadata.response_code;
     match code {
         ResponseCode::NoError if !response.answers.is_empty() => UpstreamAnswer::Records {
-            answers: response.answers.clone(),
-            authorities: response.authorities.clone(),
+            answers: servable(&response.answers),
+            authorities: servable(&response.authorities),
         },
         ResponseCode::NoError | ResponseCode::NXDomain => UpstreamAnswer::Negative {
             code,
-            authorities: response
-                .authorities
-                .iter()
-                .filter(|r| matches!(r.data, RData::SOA(_)))
-                .take(1)
-                .cloned()
-                .collect(),
+            authorities: servable(
+                &response
+                    .authorities
+                    .iter()
+                    .filter(|r| matches!(r.data, RData::SOA(_)))
+                    .take(1)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
         },
         other => UpstreamAnswer::Failed {
             reason: format!("upstream answered {other}"),

@@ -135,7 +135,9 @@ pub fn any_minimal(request: &Message, query: &Query) -> Message {
 }
 
 /// Encodes `response`; when it is larger than `limit` bytes, sends the header
-/// and question only with TC set, so the client retries over TCP.
+/// and question only with TC set, so the client retries over TCP. When even
+/// that does not fit (an error answer echoing many long questions), the
+/// questions go too, then EDNS: the header alone always fits.
 pub fn encode(response: &Message, limit: usize) -> Option<Vec<u8>> {
     let bytes = response.to_vec().ok()?;
     if bytes.len() <= limit {
@@ -152,6 +154,16 @@ pub fn encode(response: &Message, limit: usize) -> Option<Vec<u8>> {
     if let Some(edns) = &response.edns {
         truncated.set_edns(edns.clone());
     }
+    let bytes = truncated.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    truncated.queries.clear();
+    let bytes = truncated.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    truncated.edns = None;
     truncated.to_vec().ok()
 }
 
@@ -160,5 +172,61 @@ pub fn udp_limit(request: &Message) -> usize {
     match &request.edns {
         Some(edns) => usize::from(edns.max_payload().clamp(MAX_UDP_PLAIN, MAX_UDP_EDNS)),
         None => usize::from(MAX_UDP_PLAIN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `request` fuzz target: a STATUS query with seven long
+    /// questions got a 538-byte NOTIMP answer over UDP without EDNS, whose
+    /// "truncated" form still carried every question.
+    #[test]
+    fn an_error_answer_echoing_many_long_questions_fits_the_udp_limit() {
+        let mut request = Message::new(0x0c11, MessageType::Query, OpCode::Status);
+        for i in 0..7 {
+            let name = format!("{a}.{a}.{i}.example.", a = "a".repeat(60));
+            request.add_query(Query::query(
+                Name::from_ascii(&name).unwrap(),
+                RecordType::A,
+            ));
+        }
+        let response = response_to(&request, ResponseCode::NotImp);
+        assert!(
+            response.to_vec().unwrap().len() > 512,
+            "the case is over the limit"
+        );
+        let bytes = encode(&response, usize::from(MAX_UDP_PLAIN)).unwrap();
+        assert!(
+            bytes.len() <= usize::from(MAX_UDP_PLAIN),
+            "{} bytes",
+            bytes.len()
+        );
+        let answer = Message::from_vec(&bytes).unwrap();
+        assert_eq!(answer.metadata.id, 0x0c11);
+        assert!(answer.metadata.truncation);
+        assert_eq!(answer.metadata.response_code, ResponseCode::NotImp);
+        assert_eq!(answer.metadata.op_code, OpCode::Status);
+    }
+
+    #[test]
+    fn a_big_answer_is_truncated_to_its_question() {
+        let mut request = Message::new(7, MessageType::Query, OpCode::Query);
+        let name = Name::from_ascii("big.example.").unwrap();
+        request.add_query(Query::query(name.clone(), RecordType::A));
+        let mut response = response_to(&request, ResponseCode::NoError);
+        for i in 0..100u8 {
+            response.add_answer(Record::from_rdata(
+                name.clone(),
+                60,
+                RData::A(A(Ipv4Addr::new(192, 0, 2, i))),
+            ));
+        }
+        let bytes = encode(&response, usize::from(MAX_UDP_PLAIN)).unwrap();
+        let answer = Message::from_vec(&bytes).unwrap();
+        assert!(answer.metadata.truncation);
+        assert_eq!(answer.queries.len(), 1, "the question stays when it fits");
+        assert!(answer.answers.is_empty());
     }
 }

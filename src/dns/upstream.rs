@@ -430,16 +430,28 @@ fn cacheable_ttl(answer: &UpstreamAnswer) -> Option<u32> {
     }
 }
 
+/// The records of an upstream section that can be served: records without
+/// data (the RFC 2136 update syntax, which hickory accepts in a response
+/// whose opcode says UPDATE) are dropped, or clients would get an answer
+/// they cannot parse. Found by the `upstream_answer` fuzz target.
+pub(crate) fn servable(records: &[Record]) -> Vec<Record> {
+    records
+        .iter()
+        .filter(|r| !matches!(r.data, hickory_proto::rr::RData::Update0(_)))
+        .cloned()
+        .collect()
+}
+
 async fn lookup(resolver: &TokioResolver, name: Name, record_type: RecordType) -> UpstreamAnswer {
     match resolver.lookup(name, record_type).await {
         Ok(lookup) => UpstreamAnswer::Records {
-            answers: lookup.answers().to_vec(),
-            authorities: lookup.authorities().to_vec(),
+            answers: servable(lookup.answers()),
+            authorities: servable(lookup.authorities()),
         },
         Err(NetError::Dns(DnsError::NoRecordsFound(no_records))) => {
             let mut authorities = Vec::new();
             if let Some(soa) = no_records.soa {
-                authorities.push(soa.into_record_of_rdata());
+                authorities.extend(servable(&[soa.into_record_of_rdata()]));
             }
             match no_records.response_code {
                 ResponseCode::NoError | ResponseCode::NXDomain => UpstreamAnswer::Negative {

@@ -181,3 +181,55 @@ async fn forged_upstream_replies_are_ignored_and_never_cached() {
         );
     }
 }
+
+/// An upstream answering with opcode UPDATE and an A record without data
+/// (RFC 2136 syntax, which hickory parses in such a message): the client
+/// must still get an answer it can parse, never the empty record (found by
+/// the `upstream_answer` fuzz target).
+#[tokio::test]
+async fn an_upstream_record_without_data_never_reaches_the_client() {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let upstream = socket.local_addr().unwrap();
+    let questions = Arc::new(AtomicUsize::new(0));
+    let counted = questions.clone();
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 4096];
+        loop {
+            let Ok((len, src)) = socket.recv_from(&mut buffer).await else {
+                return;
+            };
+            let Ok(request) = Message::from_vec(&buffer[..len]) else {
+                continue;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            // Header: same id, QR=1, opcode UPDATE (5), one question, two answers.
+            let mut reply = request.metadata.id.to_be_bytes().to_vec();
+            reply.extend_from_slice(&[0xa8, 0x80, 0, 1, 0, 2, 0, 0, 0, 0]);
+            // The question as asked (name, type, class), from the request.
+            let question_end = 12 + buffer[12..len].iter().position(|&b| b == 0).unwrap() + 5;
+            reply.extend_from_slice(&buffer[12..question_end]);
+            // An A record with RDLENGTH 0, then a genuine one.
+            reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 0]);
+            reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 5]);
+            let _ = socket.send_to(&reply, src).await;
+        }
+    });
+    let server = TestServer::start_with_upstream_addr(&base_config(""), upstream).await;
+    for round in 0..2 {
+        // query_udp fails the test if the answer does not parse.
+        let answer = server.query("empty.example", RecordType::A).await;
+        assert!(
+            answer
+                .answers
+                .iter()
+                .all(|r| !matches!(r.data, RData::Update0(_))),
+            "round {round}: {answer:?}"
+        );
+        let served = a_records(&answer);
+        assert!(
+            served.is_empty() || served == ["192.0.2.5"],
+            "round {round}: {served:?}"
+        );
+    }
+    assert!(questions.load(Ordering::SeqCst) >= 1);
+}
