@@ -237,7 +237,7 @@ impl Handler {
     /// to any client: a plain allowed UDP query (no safe-search rewrite), a
     /// fresh answer, no CNAME (its target may be blocked for another band),
     /// no error, not truncated.
-    fn remember(
+    pub(crate) fn remember(
         &self,
         job: &ForwardJob,
         said: &UpstreamAnswer,

@@ -9,6 +9,7 @@ mod upstream;
 mod admin;
 mod bypass;
 mod cli;
+mod corpus;
 mod fast;
 mod filtering;
 mod formats;
