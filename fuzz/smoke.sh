@@ -24,6 +24,10 @@ dir_flag=()
 runs_flag=()
 [ -n "${FUZZ_RUNS:-}" ] && runs_flag=("-runs=$FUZZ_RUNS")
 targets="${FUZZ_TARGETS:-request upstream_answer list_formats config}"
+# FUZZ_DEV=1: unoptimised build with debug assertions (CI: builds in about
+# half the time; executions are slower, which a smoke run can afford).
+profile_flag=()
+[ "${FUZZ_DEV:-}" = 1 ] && profile_flag=(--dev)
 toolchain=()
 if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
   toolchain=("+$FUZZ_TOOLCHAIN")
@@ -36,7 +40,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 started=$(date +%s)
-cargo "${toolchain[@]}" fuzz build "${dir_flag[@]}" 2>&1 | tail -n 3
+cargo "${toolchain[@]}" fuzz build "${profile_flag[@]}" "${dir_flag[@]}" 2>&1 | tail -n 3
 echo "fuzz: built in $(($(date +%s) - started)) s"
 
 work="$(mktemp -d)"
@@ -47,7 +51,7 @@ for target in $targets; do
   log="${FUZZ_LOGS:-$work}/$target.log"
   mkdir -p "$(dirname "$log")"
   echo "fuzz: $target for ${seconds} s"
-  if cargo "${toolchain[@]}" fuzz run "${dir_flag[@]}" "$target" "$work/$target" "fuzz/corpus/$target" -- \
+  if cargo "${toolchain[@]}" fuzz run "${profile_flag[@]}" "${dir_flag[@]}" "$target" "$work/$target" "fuzz/corpus/$target" -- \
       -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 "${runs_flag[@]}" >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
