@@ -154,3 +154,26 @@ fn embedded_config_is_valid() {
     assert_eq!(config.list_root, ListRoot::Embedded);
     assert!(config.categories.len() >= 5);
 }
+
+#[test]
+fn out_of_range_schedule_hours_are_errors_not_overflows() {
+    // 6424 * 60 overflows u16: the `config` fuzzer found that the product
+    // was computed before the range check (a panic in debug builds).
+    let text = format!(
+        "{MINIMAL}\n[[band.schedule]]\ncategory = \"social\"\nwindows = [\"6424:00-6425:00\", \"25:00-26:00\", \"07:00-11:30\"]\n"
+    );
+    let found = issues(&text);
+    let keys: Vec<&str> = found
+        .iter()
+        .map(|i| i.key.as_str())
+        .filter(|k| k.contains("windows"))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "band[1].schedule[0].windows[0]",
+            "band[1].schedule[0].windows[1]"
+        ],
+        "{found:?}"
+    );
+}

@@ -1112,7 +1112,9 @@ fn parse_window(text: &str) -> Option<(u16, u16)> {
     let minutes = |t: &str| -> Option<u16> {
         let (h, m) = t.trim().split_once(':')?;
         let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-        (m < 60 && (h < 24 || h == 24 && m == 0)).then_some(h * 60 + m)
+        // `then`, not `then_some`: the product must not be computed for an
+        // hour like 6424, where it overflows (found by the `config` fuzzer).
+        (m < 60 && (h < 24 || h == 24 && m == 0)).then(|| h * 60 + m)
     };
     let (start, end) = text.split_once('-')?;
     let (start, end) = (minutes(start)?, minutes(end)?);
