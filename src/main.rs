@@ -95,6 +95,18 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Kiểm tra máy chủ đang chạy / Check a running server (container and monitoring health checks)
+    ///
+    /// Asks the management listener's /healthz (process up) or, with --ready,
+    /// /readyz (lists loaded, upstream reachable); exit 0 when it answers 200, 1 otherwise.
+    Health {
+        /// Hỏi /readyz / Ask /readyz instead of /healthz
+        #[arg(long)]
+        ready: bool,
+        /// Địa chỉ quản lý / Management listener address (server.management_listen)
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9153")]
+        management: SocketAddr,
+    },
     /// Giải thích vì sao một tên bị chặn / Explain the verdict for a client and a name
     Explain {
         #[arg(short, long)]
@@ -321,12 +333,51 @@ fn main() -> ExitCode {
                 edudns::cli_report::reviews_decide(&source_for(config), id, false)
             }
         },
+        Command::Health { ready, management } => health(management, ready),
         Command::Explain {
             config,
             client,
             name,
             at,
         } => explain(source_for(config), client, &name, at.as_deref()),
+    }
+}
+
+/// `edudns health`: one GET to the management listener, 3 s at most.
+fn health(management: SocketAddr, ready: bool) -> ExitCode {
+    let path = if ready { "readyz" } else { "healthz" };
+    let url = format!("http://{management}/{path}");
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(3))
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                Ok::<_, String>((status, body))
+            })
+        });
+    match outcome {
+        Ok((status, body)) if status.is_success() => {
+            println!("{url}: {status} {}", body.trim());
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("{url}: {status} {}", body.trim());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url}: không kết nối được / cannot connect: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -18,7 +18,8 @@ use hickory_resolver::config::{
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What the upstream said, in the shape our answers need.
 #[derive(Debug, Clone)]
@@ -72,6 +73,9 @@ pub struct Upstream {
     /// Upstream lookups in flight per parent domain (random-subdomain floods).
     per_domain: DashMap<Box<str>, usize>,
     config: UpstreamConfig,
+    /// Unix time in ms of the last answer an upstream gave (0 = none yet):
+    /// what `/readyz` reads before it sends a probe of its own.
+    last_answer_ms: Arc<AtomicU64>,
 }
 
 /// Upstream lookups at once under one parent domain; beyond this a
@@ -166,6 +170,7 @@ impl Upstream {
                 .then(|| quick_cache::sync::Cache::new(config.cache_size)),
             per_domain: DashMap::new(),
             config: config.clone(),
+            last_answer_ms: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -326,6 +331,7 @@ impl Upstream {
                 let resolver = self.resolver.clone();
                 let name = key.0.clone();
                 let deadline = self.config.timeout;
+                let last_answer = self.last_answer_ms.clone();
                 let future = async move {
                     // One deadline for the whole lookup, whatever the resolver's
                     // internal retries and transports: the client gets a prompt SERVFAIL.
@@ -338,6 +344,9 @@ impl Upstream {
                                     deadline.as_millis()
                                 ),
                             });
+                    if !matches!(answer, UpstreamAnswer::Failed { .. }) {
+                        last_answer.store(unix_ms(), Ordering::Relaxed);
+                    }
                     Arc::new(answer)
                 }
                 .boxed()
@@ -357,6 +366,42 @@ impl Upstream {
     pub(crate) fn forget(&self, key: &Key) {
         if let Some(cache) = &self.cache {
             cache.remove(key);
+        }
+    }
+
+    /// How long ago an upstream last answered a forwarded question.
+    pub fn last_answer_age(&self) -> Option<Duration> {
+        match self.last_answer_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(unix_ms().saturating_sub(ms))),
+        }
+    }
+
+    /// Asks the upstreams a question no cache can hold (a random name under
+    /// the root, never sent again) and reports whether any answer came back
+    /// within the configured timeout. Any response code counts: the question
+    /// is whether the upstream can be reached, not what it thinks of the name.
+    pub async fn probe(&self) -> Result<Duration, String> {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+        let label: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let name = Name::from_ascii(format!("edudns-probe-{label}.")).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(
+            self.config.timeout,
+            self.resolver.lookup(name, RecordType::SOA),
+        )
+        .await;
+        match outcome {
+            Err(_) => Err(format!(
+                "no upstream answer within {} ms",
+                self.config.timeout.as_millis()
+            )),
+            Ok(Ok(_)) | Ok(Err(NetError::Dns(DnsError::NoRecordsFound(_)))) => {
+                self.last_answer_ms.store(unix_ms(), Ordering::Relaxed);
+                Ok(started.elapsed())
+            }
+            Ok(Err(error)) => Err(error.to_string()),
         }
     }
 
@@ -440,6 +485,12 @@ pub(crate) fn servable(records: &[Record]) -> Vec<Record> {
         .filter(|r| !matches!(r.data, hickory_proto::rr::RData::Update0(_)))
         .cloned()
         .collect()
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 async fn lookup(resolver: &TokioResolver, name: Name, record_type: RecordType) -> UpstreamAnswer {

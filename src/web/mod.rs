@@ -73,6 +73,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
 pub fn management_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/whoami", get(admin::whoami))
         .route("/api/v1/schools", get(admin::schools))
@@ -313,6 +315,72 @@ async fn lists(
         }
     }
     Json(serde_json::json!({ "generation": snapshot.generation, "lists": out })).into_response()
+}
+
+/// `GET /healthz`: the process is up and its management listener answers
+/// (a liveness probe: failing it means restart the process).
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// An upstream answer younger than this makes `/readyz` skip its own probe.
+const READY_UPSTREAM_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `GET /readyz`: 200 when every category has at least one list loaded and
+/// an upstream answered within the last 30 s (or answers a probe now);
+/// otherwise 503. The JSON body says which part is not ready. No token: a
+/// load balancer or kubelet asks, and the body holds no personal data.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let snapshot = state.handler.snapshot.load_full();
+    let config = &snapshot.config;
+    let mut missing_lists = Vec::new();
+    let mut empty_categories = Vec::new();
+    for (index, category) in config.categories.iter().enumerate() {
+        let mut any = false;
+        for spec in &category.lists {
+            if snapshot
+                .lists_loaded
+                .iter()
+                .any(|l| l.category == index && l.display == spec.display)
+            {
+                any = true;
+            } else {
+                missing_lists.push(format!("{}: {}", category.id, spec.display));
+            }
+        }
+        if !any && !category.lists.is_empty() {
+            empty_categories.push(category.id.clone());
+        }
+    }
+    let upstream = state.handler.upstream.load_full();
+    let (reachable, age, error) = match upstream.last_answer_age() {
+        Some(age) if age < READY_UPSTREAM_FRESH => (true, Some(age), None),
+        _ => match upstream.probe().await {
+            Ok(_) => (true, Some(std::time::Duration::ZERO), None),
+            Err(e) => (false, upstream.last_answer_age(), Some(e)),
+        },
+    };
+    let ready = empty_categories.is_empty() && reachable;
+    let body = serde_json::json!({
+        "ready": ready,
+        "generation": snapshot.generation,
+        "lists": {
+            "loaded": snapshot.lists_loaded.len(),
+            "missing": missing_lists,
+            "categories_without_lists": empty_categories,
+        },
+        "upstream": {
+            "reachable": reachable,
+            "last_answer_seconds_ago": age.map(|a| a.as_secs()),
+            "error": error,
+        },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn takedowns_list(

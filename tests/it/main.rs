@@ -13,6 +13,7 @@ mod corpus;
 mod fast;
 mod filtering;
 mod formats;
+mod health;
 mod lossy;
 mod protocol;
 mod reload;
