@@ -84,6 +84,12 @@ pub async fn start_with_clock(
     overrides: Overrides,
     clock: Arc<dyn Clock>,
 ) -> Result<Running, StartError> {
+    if let ConfigSource::File(path) = &source
+        && let Err(error) = crate::central::bootstrap(path).await
+    {
+        // Without a cached copy the load below says what is missing.
+        tracing::error!(%error, "cannot fetch the central policy");
+    }
     let (build_source, build_overrides) = (source.clone(), overrides.clone());
     let mut snapshot = tokio::task::spawn_blocking(move || {
         reload::load_snapshot(&build_source, &build_overrides, 1)
@@ -185,6 +191,7 @@ pub async fn start_with_clock(
         reloader.clone(),
         std::time::Duration::from_millis(500),
     ));
+    tasks.spawn(crate::central::run(reloader.clone()));
     tasks.spawn(flusher::run(stats, store.clone(), handler.snapshot.clone()));
     info!(
         schools = config.schools.len(),

@@ -396,11 +396,25 @@ pub fn list_formats(data: &[u8]) {
 /// Target `config`: a configuration file → parse and validate (the
 /// `check-config` path), lists from the embedded set. Checks every issue
 /// names a line inside the file.
+///
+/// An input holding the line `#---policy` is split there into a node's own
+/// file and a central policy (`[central]`), validated as one: issues in the
+/// policy must name the policy (line 0, its line in the key).
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match config::validate::parse(text, Path::new("fuzz.toml"), ListRoot::Embedded) {
+    let parsed = match text.split_once("\n#---policy\n") {
+        Some((local, policy)) => config::central::parse_with_policy(
+            Path::new("fuzz.toml"),
+            local,
+            policy,
+            Path::new("policy.toml"),
+            ListRoot::Embedded,
+        ),
+        None => config::validate::parse(text, Path::new("fuzz.toml"), ListRoot::Embedded),
+    };
+    match parsed {
         Ok(config) => {
             assert!(!config.bands.is_empty());
         }

@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod central;
 pub mod cli_report;
 pub mod client;
 pub mod clock;

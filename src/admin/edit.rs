@@ -53,6 +53,21 @@ pub fn etag(text: &str) -> String {
     format!("\"{hex}\"")
 }
 
+/// The policy tables of a configuration text (what `[central]` nodes pull),
+/// as TOML with their comments. Empty when the text is not TOML.
+pub fn policy_tables(text: &str) -> String {
+    let Ok(doc) = text.parse::<DocumentMut>() else {
+        return String::new();
+    };
+    let mut policy = DocumentMut::new();
+    for key in crate::config::central::POLICY_TABLES {
+        if let Some(item) = doc.get(key) {
+            policy.insert(key, item.clone());
+        }
+    }
+    policy.to_string()
+}
+
 /// Why an edit could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {

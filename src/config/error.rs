@@ -23,6 +23,15 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "no central policy at {path} ({source}): edudns fetches it from {url} when it starts; check that the office's server is reachable and the token is valid"
+    )]
+    CentralPolicy {
+        path: PathBuf,
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{}", render_invalid(path, issues))]
     Invalid {
         path: PathBuf,
@@ -34,7 +43,7 @@ impl ConfigError {
     /// The issues, for tests and the API (empty for read errors).
     pub fn issues(&self) -> &[ConfigIssue] {
         match self {
-            ConfigError::Read { .. } => &[],
+            ConfigError::Read { .. } | ConfigError::CentralPolicy { .. } => &[],
             ConfigError::Invalid { issues, .. } => issues,
         }
     }

@@ -6,6 +6,7 @@
 //! and line. `Snapshot::build` then compiles lists and policies from the
 //! typed [`Config`]; `edudns check-config` runs the same path.
 
+pub mod central;
 pub mod error;
 pub mod raw;
 mod types;
@@ -32,20 +33,33 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let base_dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    validate::parse(&text, path, ListRoot::Directory(base_dir))
+    load_str(path, &text)
 }
 
 /// Validates `text` as the content of the file at `path` (relative list
 /// paths resolve against its directory) — what `check-config` would say.
+/// With `[central]`, the last fetched central policy is part of it.
 pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
+    if let Some(central) = central::central_ref(text, &base_dir) {
+        let policy = std::fs::read_to_string(&central.cache_file).map_err(|source| {
+            ConfigError::CentralPolicy {
+                path: central.cache_file.clone(),
+                url: central.url.clone(),
+                source,
+            }
+        })?;
+        return central::parse_with_policy(
+            path,
+            text,
+            &policy,
+            &central.cache_file,
+            ListRoot::Directory(base_dir),
+        );
+    }
     validate::parse(text, path, ListRoot::Directory(base_dir))
 }
 

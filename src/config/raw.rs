@@ -44,6 +44,22 @@ pub struct RawConfig {
     pub office: RawOffice,
     #[serde(default)]
     pub admin: RawAdmin,
+    /// `[central]`: policy tables pulled from the education office.
+    pub central: Option<RawCentral>,
+}
+
+/// `[central]`: where this node pulls its policy (`[office]`, `[[category]]`,
+/// `[[band]]`, `[[school]]`) from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCentral {
+    pub url: Spanned<String>,
+    /// A file holding a bearer token (role `office` or `auditor`).
+    pub token_file: Option<Spanned<String>>,
+    /// How often to ask (default 5m).
+    pub interval: Option<Spanned<String>>,
+    /// The last good copy (default: `central-policy.toml` beside the database).
+    pub cache_file: Option<Spanned<String>>,
 }
 
 /// `[office]`: the education office's own entries, for every school and band.

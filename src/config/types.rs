@@ -38,6 +38,17 @@ pub struct Config {
     /// The office's own deny/allow entries (every school, every band).
     pub office: OfficeConfig,
     pub admin: AdminConfig,
+    /// Set when the policy tables come from the education office.
+    pub central: Option<CentralConfig>,
+}
+
+/// `[central]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentralConfig {
+    pub url: String,
+    pub token_file: Option<PathBuf>,
+    pub interval: Duration,
+    pub cache_file: PathBuf,
 }
 
 /// `[office]`.

@@ -262,6 +262,46 @@ impl Checker {
                 None
             }
         };
+        let central = raw.central.as_ref().map(|raw_central| {
+            let url = raw_central.url.get_ref().trim().to_string();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.error(
+                    "central.url",
+                    &raw_central.url,
+                    "must be an http:// or https:// URL (the office's /api/v1/policy)",
+                );
+            }
+            let interval = match &raw_central.interval {
+                None => super::central::DEFAULT_INTERVAL,
+                Some(v) => match crate::lists::catalogue::parse_interval(v.get_ref()) {
+                    Some(d) if d >= super::central::MIN_INTERVAL => d,
+                    _ => {
+                        self.error(
+                            "central.interval",
+                            v,
+                            "not an interval of at least 1s like 30s, 5m, 1h",
+                        );
+                        super::central::DEFAULT_INTERVAL
+                    }
+                },
+            };
+            CentralConfig {
+                url,
+                token_file: raw_central
+                    .token_file
+                    .as_ref()
+                    .map(|t| state_path(&Some(t.clone()), "")),
+                interval,
+                cache_file: match &raw_central.cache_file {
+                    Some(_) => state_path(&raw_central.cache_file, ""),
+                    None => stats
+                        .database
+                        .parent()
+                        .map(|d| d.join(super::central::DEFAULT_CACHE_NAME))
+                        .unwrap_or_else(|| super::central::DEFAULT_CACHE_NAME.into()),
+                },
+            }
+        });
         let admin = AdminConfig {
             tokens_file,
             tls,
@@ -292,6 +332,7 @@ impl Checker {
             takedown,
             office,
             admin,
+            central,
             warning_page: WarningPageConfig {
                 ca_dir,
                 logo_text: raw.warning_page.logo_text,

@@ -67,7 +67,7 @@ pub enum Rejected {
     Cache(String),
 }
 
-fn meta_path(spec_path: &Path) -> PathBuf {
+pub fn meta_path(spec_path: &Path) -> PathBuf {
     spec_path.with_extension("meta.json")
 }
 
@@ -79,7 +79,7 @@ pub fn read_meta(spec_path: &Path) -> Meta {
         .unwrap_or_default()
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -100,16 +100,33 @@ pub fn client(limits: &ListsConfig) -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// One attempt: fetch, check, write.
-async fn attempt(
+/// What a conditional GET brought back.
+pub enum Fetched {
+    /// 304: the copy we have is current.
+    NotModified,
+    /// A complete body (within the size limit) and its validators.
+    Body {
+        body: Vec<u8>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
+}
+
+/// A conditional GET (If-None-Match / If-Modified-Since from `meta` when it
+/// was saved for the same URL), with an optional bearer token, reading at
+/// most `max_bytes`. Shared by list subscriptions and the central policy.
+pub async fn fetch(
     client: &reqwest::Client,
-    spec: &ListSpec,
-    download: &Download,
-    limits: &ListsConfig,
+    url: &str,
     meta: &Meta,
-) -> Result<(Refreshed, Meta), Rejected> {
-    let mut request = client.get(&download.url);
-    if meta.url == download.url {
+    max_bytes: u64,
+    bearer: Option<&str>,
+) -> Result<Fetched, Rejected> {
+    let mut request = client.get(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    if meta.url == url {
         if let Some(etag) = &meta.etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
         }
@@ -122,8 +139,8 @@ async fn attempt(
         .await
         .map_err(|e| Rejected::Transfer(e.to_string()))?;
     let status = response.status();
-    if status == reqwest::StatusCode::NOT_MODIFIED && spec.path.exists() {
-        return Ok((Refreshed::NotModified, meta.clone()));
+    if status == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(Fetched::NotModified);
     }
     if !status.is_success() {
         return Err(Rejected::Status(status.as_u16()));
@@ -146,10 +163,38 @@ async fn attempt(
         .map_err(|e| Rejected::Transfer(format!("truncated or broken body: {e}")))?
     {
         body.extend_from_slice(&chunk);
-        if body.len() as u64 > limits.max_bytes {
-            return Err(Rejected::TooLarge(limits.max_bytes));
+        if body.len() as u64 > max_bytes {
+            return Err(Rejected::TooLarge(max_bytes));
         }
     }
+    Ok(Fetched::Body {
+        body,
+        etag,
+        last_modified,
+    })
+}
+
+/// One attempt: fetch, check, write.
+async fn attempt(
+    client: &reqwest::Client,
+    spec: &ListSpec,
+    download: &Download,
+    limits: &ListsConfig,
+    meta: &Meta,
+) -> Result<(Refreshed, Meta), Rejected> {
+    let (mut body, etag, last_modified) =
+        match fetch(client, &download.url, meta, limits.max_bytes, None).await? {
+            // A 304 without a copy to keep cannot be used.
+            Fetched::NotModified if spec.path.exists() => {
+                return Ok((Refreshed::NotModified, meta.clone()));
+            }
+            Fetched::NotModified => return Err(Rejected::Status(304)),
+            Fetched::Body {
+                body,
+                etag,
+                last_modified,
+            } => (body, etag, last_modified),
+        };
     // A gzip file served as is (`list.txt.gz`, no Content-Encoding).
     if body.starts_with(&[0x1f, 0x8b]) {
         body = gunzip(&body, limits.max_bytes)?;

@@ -184,6 +184,10 @@ pub struct Stats {
     /// Subscription downloads by source and result.
     pub list_downloads: IntCounterVec,
     pub list_download_success: prometheus::GaugeVec,
+    /// Central policy fetches by result (updated, not_modified, invalid, error).
+    pub central_fetches: IntCounterVec,
+    /// Unix time the node last knew it held the office's current policy.
+    pub central_success: prometheus::Gauge,
     packets: IntCounterVec,
     in_flight: IntGauge,
     in_flight_peak: IntGauge,
@@ -363,6 +367,20 @@ impl Stats {
         registry
             .register(Box::new(list_download_success.clone()))
             .expect("unique");
+        let central_fetches = counter_vec(
+            &registry,
+            "edudns_central_policy_fetches_total",
+            "Central policy fetches ([central] url), by result (updated, not_modified, invalid, error).",
+            &["result"],
+        );
+        let central_success = prometheus::Gauge::new(
+            "edudns_central_policy_last_success_timestamp_seconds",
+            "Unix time the node last confirmed it holds the central policy's current version (0 = never since start).",
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(central_success.clone()))
+            .expect("unique");
         let generation = IntGauge::new(
             "edudns_config_generation",
             "Generation of the configuration in force (1 at start, +1 per successful reload).",
@@ -418,6 +436,8 @@ impl Stats {
             generation,
             list_downloads,
             list_download_success,
+            central_fetches,
+            central_success,
             packets,
             in_flight,
             in_flight_peak,

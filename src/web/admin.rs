@@ -1269,3 +1269,52 @@ pub async fn sweep_allowances(state: AppState, every: Duration) {
 pub fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
+
+/// `GET /api/v1/policy`: the policy tables (`[office]`, `[[category]]`,
+/// `[[band]]`, `[[school]]`) of this server's configuration, as TOML — what
+/// nodes with `[central] url` pull. ETag/If-None-Match (304) so a node that
+/// is current costs one small request. Office and auditor tokens; a school's
+/// token is refused (the policy holds every school).
+pub async fn policy(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
+    let who = auth!(state, peer, headers);
+    if matches!(who.role, Role::School(_)) {
+        return forbidden(&state, &who, "read the whole policy");
+    }
+    let (text, _) = match current_text(&state) {
+        Ok(current) => current,
+        Err(response) => return response,
+    };
+    let policy = match state.reloader.as_ref().and_then(|r| r.config_path()) {
+        // This server pulls its own policy from further up: pass that on.
+        Some(path) => match crate::config::central::central_ref(
+            &text,
+            path.parent().unwrap_or(std::path::Path::new(".")),
+        ) {
+            Some(central) => match std::fs::read_to_string(&central.cache_file) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    return problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("no central policy cached yet: {e}"),
+                    );
+                }
+            },
+            None => edit::policy_tables(&text),
+        },
+        None => edit::policy_tables(&text),
+    };
+    let etag = edit::etag(&policy);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    if fresh {
+        return with_etag(StatusCode::NOT_MODIFIED.into_response(), &etag);
+    }
+    let mut response = policy.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/toml; charset=utf-8"),
+    );
+    with_etag(response, &etag)
+}

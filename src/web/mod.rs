@@ -64,6 +64,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/test"),
     ("POST", "/api/v1/reload"),
     ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/policy"),
     ("GET", "/api/v1/reports"),
     ("GET", "/api/v1/takedowns"),
     ("POST", "/api/v1/takedowns"),
@@ -108,6 +109,7 @@ pub fn management_router(state: AppState) -> Router {
         .route("/api/v1/test", post(admin::test))
         .route("/api/v1/reload", post(admin::reload))
         .route("/api/v1/audit", get(admin::audit_log))
+        .route("/api/v1/policy", get(admin::policy))
         .route("/api/v1/reports", get(reports))
         .route(
             "/api/v1/takedowns",

@@ -131,6 +131,7 @@ async fn every_endpoint_answers_each_role_as_documented() {
             [401, 200, 200, 200, 200],
         ),
         ("GET", "/api/v1/lists", "", &[], [401, 200, 200, 200, 200]),
+        ("GET", "/api/v1/policy", "", &[], [401, 200, 403, 403, 200]),
         ("GET", "/api/v1/reviews", "", &[], [401, 200, 200, 200, 403]),
         (
             "GET",

@@ -24,7 +24,7 @@ async fn health_command(server: &TestServer, ready: bool) -> std::process::Outpu
 #[tokio::test]
 async fn ready_only_while_an_upstream_answers() {
     let upstream = TestUpstream::builder()
-        .a("www.example.", "192.0.2.10".parse().unwrap())
+        .a("www.example", "192.0.2.10".parse().unwrap())
         .start()
         .await;
     // Silent from the start: nothing has ever answered.

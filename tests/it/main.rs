@@ -8,6 +8,7 @@ mod upstream;
 
 mod admin;
 mod bypass;
+mod central;
 mod cli;
 mod corpus;
 mod fast;
