@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use edudns::config::{self, ConfigError};
-use edudns::reload::{ConfigSource, Overrides};
+use edudns::reload::{ConfigSource, LoadError, Overrides};
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -398,6 +398,14 @@ fn serve(source: ConfigSource, overrides: Overrides) -> ExitCode {
         }
         let mut running = match edudns::app::start(source, overrides).await {
             Ok(running) => running,
+            // No central policy yet: the office may come back, so systemd
+            // should retry (69), unlike a broken file (78, no retry).
+            Err(edudns::app::StartError::Load(LoadError::Config(
+                e @ ConfigError::CentralPolicy { .. },
+            ))) => {
+                eprintln!("edudns: {e}");
+                return ExitCode::from(EXIT_UNAVAILABLE);
+            }
             Err(edudns::app::StartError::Load(e)) => {
                 eprintln!("edudns: {e}");
                 return ExitCode::from(EXIT_CONFIG);

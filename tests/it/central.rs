@@ -295,3 +295,27 @@ async fn a_bad_policy_never_replaces_the_running_one_and_restarts_use_the_cache(
         "{error}"
     );
 }
+
+#[test]
+fn without_any_copy_and_no_office_serve_exits_69_so_systemd_retries() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edudns.toml");
+    write(
+        &path,
+        &node_config(&format!("http://{closed}/api/v1/policy"), None),
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edudns"))
+        .args(["serve", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // 69 (unavailable), not 78 (configuration error, which the unit does not retry).
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("no central policy"), "{stderr}");
+    assert!(stderr.contains(&closed.to_string()), "{stderr}");
+}
