@@ -1,6 +1,6 @@
 //! Durable statistics in SQLite (WAL): hourly roll-ups per school, band,
 //! category and verdict; the top blocked domains per school per day; the
-//! list versions loaded; review requests. Written by one flusher task every
+//! list versions loaded; review requests; the database's own id. Written by one flusher task every
 //! `stats.flush_interval_secs` and at shutdown, each flush one transaction,
 //! so `kill -9` loses at most the last interval.
 
@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS list_versions (
     entries INTEGER NOT NULL,
     sha256 TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS list_versions_by_list ON list_versions (category, list, loaded_at);
+-- 'database_id': random, made when the database is created; reports name
+-- it so that a merge can refuse to count the same rows twice.
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 -- Only written when privacy.incident_log_days > 0; rows older than that are deleted.
 CREATE TABLE IF NOT EXISTS incidents (
     at INTEGER NOT NULL,
@@ -99,6 +106,12 @@ impl Store {
             .execute_batch(crate::admin::allowances::SCHEMA)
             .map_err(wrap)?;
         crate::admin::audit::migrate(&connection).map_err(wrap)?;
+        connection
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))))",
+                [],
+            )
+            .map_err(wrap)?;
         Ok(Store {
             path: path.to_path_buf(),
             connection,
@@ -207,7 +220,10 @@ impl Store {
             .map_err(|e| self.wrap(e))
     }
 
-    /// Deletes roll-ups older than `days` (and top-k rows likewise).
+    /// Deletes roll-ups older than `days` (and top-k rows likewise), and the
+    /// list versions loaded before then except, for each list, the last one
+    /// of them: it was still in force when the kept period starts, and a
+    /// report of that period names it.
     pub fn apply_retention(&self, now_unix: i64, days: u32) -> Result<(), StoreError> {
         let oldest_hour = now_unix.div_euclid(3600) - i64::from(days) * 24;
         self.connection
@@ -226,23 +242,159 @@ impl Store {
                 params![oldest_day],
             )
             .map_err(|e| self.wrap(e))?;
+        self.connection
+            .execute(
+                "DELETE FROM list_versions AS old WHERE old.loaded_at < ?1 AND EXISTS (
+                     SELECT 1 FROM list_versions AS later
+                     WHERE later.category = old.category AND later.list = old.list
+                       AND later.loaded_at < ?1
+                       AND (later.loaded_at > old.loaded_at
+                            OR (later.loaded_at = old.loaded_at AND later.rowid > old.rowid)))",
+                params![oldest_hour * 3600],
+            )
+            .map_err(|e| self.wrap(e))?;
         Ok(())
     }
 
-    /// Records the lists of a newly installed snapshot.
+    /// Records the lists of a newly installed snapshot: a row for each list
+    /// whose content (SHA-256) differs from its last recorded version, so
+    /// reloads that change nothing add nothing. Returns the rows added.
     pub fn record_lists(
         &self,
         now_unix: i64,
         lists: &[(String, String, usize, String)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
+        let mut added = 0;
         for (category, list, entries, sha256) in lists {
-            self.connection
+            added += self
+                .connection
                 .execute(
-                    "INSERT INTO list_versions (loaded_at, category, list, entries, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO list_versions (loaded_at, category, list, entries, sha256)
+                     SELECT ?1, ?2, ?3, ?4, ?5
+                     WHERE (SELECT sha256 FROM list_versions WHERE category = ?2 AND list = ?3
+                            ORDER BY loaded_at DESC, rowid DESC LIMIT 1) IS NOT ?5",
                     params![now_unix, category, list, *entries as i64, sha256],
                 )
                 .map_err(|e| self.wrap(e))?;
         }
-        Ok(())
+        Ok(added)
+    }
+}
+
+/// The random id of the statistics database behind `db` (made when it was
+/// created), or `None` for a database without one.
+pub fn database_id(db: &Connection) -> Option<String> {
+    db.query_row(
+        "SELECT value FROM meta WHERE key = 'database_id'",
+        [],
+        |row| row.get(0),
+    )
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn versions(store: &Store) -> Vec<(i64, String, String)> {
+        store
+            .connection()
+            .prepare("SELECT loaded_at, list, sha256 FROM list_versions ORDER BY loaded_at, list")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn list(name: &str, sha256: &str) -> (String, String, usize, String) {
+        ("gambling".into(), name.into(), 3, sha256.into())
+    }
+
+    #[test]
+    fn a_list_version_is_recorded_only_when_the_list_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats.sqlite");
+        let store = Store::open(&path).unwrap();
+        let id = database_id(store.connection()).unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(
+            store
+                .record_lists(100, &[list("a", "sha-1"), list("b", "sha-2")])
+                .unwrap(),
+            2
+        );
+        // Reloads (a console edit elsewhere, the file watcher) with the same lists.
+        for at in [200, 300] {
+            assert_eq!(
+                store
+                    .record_lists(at, &[list("a", "sha-1"), list("b", "sha-2")])
+                    .unwrap(),
+                0
+            );
+        }
+        assert_eq!(
+            store
+                .record_lists(400, &[list("a", "sha-3"), list("b", "sha-2")])
+                .unwrap(),
+            1
+        );
+        // Back to the first content is a change too.
+        assert_eq!(store.record_lists(500, &[list("a", "sha-1")]).unwrap(), 1);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            versions(&store),
+            vec![
+                (100, "a".into(), "sha-1".into()),
+                (100, "b".into(), "sha-2".into()),
+                (400, "a".into(), "sha-3".into()),
+                (500, "a".into(), "sha-1".into()),
+            ]
+        );
+        assert_eq!(
+            database_id(store.connection()).unwrap(),
+            id,
+            "the id stays with the file"
+        );
+        assert_ne!(
+            database_id(
+                Store::open(&dir.path().join("other.sqlite"))
+                    .unwrap()
+                    .connection()
+            )
+            .unwrap(),
+            id
+        );
+    }
+
+    #[test]
+    fn retention_deletes_old_list_versions_but_the_one_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("stats.sqlite")).unwrap();
+        const DAY: i64 = 86_400;
+        let now = 1_000 * DAY;
+        // Retention 40 days: everything before day 960 goes, except what
+        // was in force on day 960.
+        store
+            .record_lists(900 * DAY, &[list("a", "a-1"), list("b", "b-1")])
+            .unwrap();
+        store.record_lists(910 * DAY, &[list("a", "a-2")]).unwrap();
+        store.record_lists(950 * DAY, &[list("a", "a-3")]).unwrap();
+        store.record_lists(970 * DAY, &[list("a", "a-4")]).unwrap();
+        store.record_lists(990 * DAY, &[list("c", "c-1")]).unwrap();
+        store.apply_retention(now, 40).unwrap();
+        assert_eq!(
+            versions(&store),
+            vec![
+                (900 * DAY, "b".into(), "b-1".into()),
+                (950 * DAY, "a".into(), "a-3".into()),
+                (970 * DAY, "a".into(), "a-4".into()),
+                (990 * DAY, "c".into(), "c-1".into()),
+            ]
+        );
+        // Sweeping again changes nothing.
+        store.apply_retention(now + 3600, 40).unwrap();
+        assert_eq!(versions(&store).len(), 4);
     }
 }
