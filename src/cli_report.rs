@@ -1,9 +1,10 @@
 //! `edudns report` and `edudns keys`: reports from the durable store,
-//! signing, verification and district merges. Returns exit codes.
+//! signing, verification, and merges (the replicas of a school, the schools
+//! of a district). Returns exit codes.
 
 use crate::config;
 use crate::reload::ConfigSource;
-use crate::stats::report::{self, Report};
+use crate::stats::report::{self, MergeError, MergeWarning, Report, Stage};
 use crate::stats::sign::{self, SignedReport};
 use crate::stats::store::Store;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,13 @@ pub enum Action {
     },
     Merge {
         files: Vec<PathBuf>,
+        /// Each input must be signed by a key of its school in here
+        /// (`<school>.pub` or `<school>.<replica>.pub`)…
         key_dir: Option<PathBuf>,
+        /// …or by one of these `.pub` files.
+        keys: Vec<PathBuf>,
+        /// Private key that signs the merged JSON.
+        sign_key: Option<PathBuf>,
         format: String,
         output: Option<PathBuf>,
     },
@@ -60,12 +67,29 @@ fn write_out(output: Option<&Path>, text: &str) -> ExitCode {
     }
 }
 
-fn render(report: Report, format: &str, key: Option<&Path>) -> Result<String, String> {
+/// How the JSON is signed.
+enum Signing<'a> {
+    None,
+    /// With this key when the file exists (a school without a key yet).
+    IfKey(&'a Path),
+    /// With this key, which must exist.
+    Key(&'a Path),
+}
+
+fn render(report: Report, format: &str, signing: Signing) -> Result<String, String> {
+    // A merge input has exact small counts: it is only ever a JSON file for
+    // `report merge`, never a printable or spreadsheet report.
+    if report.stage == Stage::MergeInput && format != "json" {
+        return Err(format!(
+            "a merge input (--for-merge) is written as JSON only, for `edudns report merge`; {format} would publish counts below k"
+        ));
+    }
     match format {
         "json" => {
-            let signed = match key {
-                Some(key) => sign::sign_if_key(report, key).map_err(|e| e.to_string())?,
-                None => SignedReport {
+            let signed = match signing {
+                Signing::IfKey(key) => sign::sign_if_key(report, key).map_err(|e| e.to_string())?,
+                Signing::Key(key) => sign::sign(report, key).map_err(|e| e.to_string())?,
+                Signing::None => SignedReport {
                     report,
                     signature: None,
                 },
@@ -82,7 +106,7 @@ fn render(report: Report, format: &str, key: Option<&Path>) -> Result<String, St
     }
 }
 
-/// `edudns report --school … --from … --to …`
+/// `edudns report --school … --from … --to … [--for-merge]`
 pub fn generate(
     source: &ConfigSource,
     school: Option<&str>,
@@ -90,6 +114,7 @@ pub fn generate(
     to: Option<&str>,
     format: &str,
     output: Option<&Path>,
+    for_merge: bool,
 ) -> ExitCode {
     let (Some(school), Some(from), Some(to)) = (school, from, to) else {
         return fail(
@@ -101,19 +126,25 @@ pub fn generate(
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let report = match report::build(
+    let stage = if for_merge {
+        Stage::MergeInput
+    } else {
+        Stage::Final
+    };
+    let report = match report::build_stage(
         store.connection(),
         &config,
         school,
         from,
         to,
         config.privacy.k_anonymity,
+        stage,
     ) {
         Ok(report) => report,
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let (key, _) = sign::key_paths(&config.stats.key_dir, school);
-    match render(report, format, Some(&key)) {
+    match render(report, format, Signing::IfKey(&key)) {
         Ok(text) => write_out(output, &text),
         Err(e) => fail(EXIT_USAGE, e),
     }
@@ -148,6 +179,12 @@ pub fn run_action(action: Action) -> ExitCode {
                         signed.report.from,
                         signed.report.to
                     );
+                    if signed.report.stage == Stage::MergeInput {
+                        eprintln!(
+                            "edudns: {}: đầu vào để gộp, KHÔNG công bố / a merge input (--for-merge), NOT for publication: its counts are exact, below k included; merge it with `edudns report merge`",
+                            file.display()
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(
@@ -162,41 +199,123 @@ pub fn run_action(action: Action) -> ExitCode {
         Action::Merge {
             files,
             key_dir,
+            keys,
+            sign_key,
             format,
             output,
-        } => {
-            if files.is_empty() {
-                return fail(EXIT_USAGE, "merge needs at least one report file");
-            }
-            let mut reports = Vec::new();
-            for file in &files {
-                let signed = match read_signed(file) {
-                    Ok(signed) => signed,
-                    Err(e) => return fail(EXIT_DATA, e),
-                };
-                let expected = key_dir.as_ref().and_then(|dir| {
-                    signed
-                        .report
-                        .schools
-                        .first()
-                        .map(|s| sign::key_paths(dir, &s.id).1)
-                });
-                if let Err(e) = sign::verify(&signed, expected.as_deref()) {
-                    return fail(
-                        EXIT_DATA,
-                        format!("{}: {e}; nothing merged", file.display()),
-                    );
+        } => merge(
+            &files,
+            key_dir.as_deref(),
+            &keys,
+            sign_key.as_deref(),
+            &format,
+            output.as_deref(),
+        ),
+    }
+}
+
+/// Checks the signature of one merge input: by a key of its school in
+/// `key_dir` or one of `keys`; by any key when neither is given.
+fn check_input(
+    signed: &SignedReport,
+    key_dir: Option<&Path>,
+    keys: &[PathBuf],
+) -> Result<(), String> {
+    if key_dir.is_none() && keys.is_empty() {
+        return sign::verify(signed, None).map_err(|e| e.to_string());
+    }
+    let mut allowed = keys.to_vec();
+    if let Some(dir) = key_dir {
+        match signed.report.schools.as_slice() {
+            [school] => allowed
+                .extend(sign::school_public_keys(dir, &school.id).map_err(|e| e.to_string())?),
+            _ => {
+                if keys.is_empty() {
+                    return Err(format!(
+                        "a report of {} schools is not signed by one school's key: give the key that signed it with --key",
+                        signed.report.schools.len()
+                    ));
                 }
-                reports.push(signed.report);
-            }
-            let Some(merged) = report::merge(&reports) else {
-                return fail(EXIT_USAGE, "nothing to merge");
-            };
-            match render(merged, &format, None) {
-                Ok(text) => write_out(output.as_deref(), &text),
-                Err(e) => fail(EXIT_USAGE, e),
             }
         }
+    }
+    sign::verify_any(signed, &allowed)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// `edudns report merge FILES… [--key-dir DIR] [--key PUB]… [--sign-key KEY]`
+fn merge(
+    files: &[PathBuf],
+    key_dir: Option<&Path>,
+    keys: &[PathBuf],
+    sign_key: Option<&Path>,
+    format: &str,
+    output: Option<&Path>,
+) -> ExitCode {
+    if files.is_empty() {
+        return fail(EXIT_USAGE, "merge needs at least one report file");
+    }
+    if sign_key.is_some() && format != "json" {
+        return fail(
+            EXIT_USAGE,
+            "--sign-key signs JSON: use it with --format json",
+        );
+    }
+    let mut reports = Vec::new();
+    for file in files {
+        let signed = match read_signed(file) {
+            Ok(signed) => signed,
+            Err(e) => return fail(EXIT_DATA, e),
+        };
+        if let Err(e) = check_input(&signed, key_dir, keys) {
+            return fail(
+                EXIT_DATA,
+                format!("{}: {e}; nothing merged", file.display()),
+            );
+        }
+        reports.push(signed.report);
+    }
+    let merged = match report::merge(&reports) {
+        Ok(merged) => merged,
+        Err(MergeError::CountedTwice { first, second, why }) => {
+            return fail(
+                EXIT_DATA,
+                format!(
+                    "{} and {}: {why}: số liệu sẽ bị tính hai lần / the same statistics would be counted twice; nothing merged",
+                    files[first].display(),
+                    files[second].display()
+                ),
+            );
+        }
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    for warning in &merged.warnings {
+        match warning {
+            MergeWarning::Hidden {
+                input,
+                section,
+                key,
+                shown,
+            } => eprintln!(
+                "edudns: cảnh báo / warning: {}: {section} {key} is hidden ({shown}): the merged number is a lower bound, not exact (make replica reports with `edudns report --for-merge`)",
+                files[*input].display()
+            ),
+            MergeWarning::Period {
+                school,
+                first,
+                second,
+            } => eprintln!(
+                "edudns: cảnh báo / warning: {} and {}: replicas of school {school} cover different periods; their sum is not one period's report",
+                files[*first].display(),
+                files[*second].display()
+            ),
+        }
+    }
+    let signing = sign_key.map_or(Signing::None, Signing::Key);
+    match render(merged.report, format, signing) {
+        Ok(text) => write_out(output, &text),
+        Err(e) => fail(EXIT_USAGE, e),
     }
 }
 

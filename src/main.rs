@@ -69,6 +69,9 @@ enum Command {
         /// Ghi ra tệp / Write to this file instead of standard output
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Đầu vào để gộp, không công bố / Merge input of one replica: exact counts, nothing hidden, JSON only; give it only to `report merge`, which applies k-anonymity to the sum
+        #[arg(long)]
+        for_merge: bool,
     },
     /// Yêu cầu xem xét "chặn nhầm" / "Blocked by mistake" review requests
     Reviews {
@@ -131,12 +134,30 @@ enum ReportAction {
         #[arg(long)]
         key: Option<PathBuf>,
     },
-    /// Gộp báo cáo các trường / Verify and sum school reports into a district report
+    /// Gộp báo cáo / Verify and sum reports: the replicas of a school, the schools of a district
+    ///
+    /// Các báo cáo cùng mã trường là của các máy chủ (bản sao) phục vụ trường đó: trường
+    /// chỉ được liệt kê một lần và số liệu được cộng lại. Báo cáo tạo bằng `report
+    /// --for-merge` có số liệu chính xác; ngưỡng k-ẩn danh được áp dụng cho tổng. Cùng một
+    /// số liệu đưa vào hai lần sẽ bị từ chối.
+    ///
+    /// Reports naming the same school are its replicas: the school is listed once and
+    /// their numbers summed. Reports made with `report --for-merge` are exact, and
+    /// k-anonymity is applied to the sum, so the result is the report one server would
+    /// have made. A cell hidden in an input stays hidden (≥n), with a warning. The same
+    /// statistics given twice (the same file, or two reports of one database over the
+    /// same days) are refused.
     Merge {
         files: Vec<PathBuf>,
-        /// Thư mục khoá công khai / Directory with each school's <school>.pub
+        /// Thư mục khoá công khai / Directory of public keys: <school>.pub, and <school>.<replica>.pub for replicas with keys of their own
         #[arg(long)]
         key_dir: Option<PathBuf>,
+        /// Khoá công khai được chấp nhận / Accept inputs signed by this public key (repeatable)
+        #[arg(long = "key", value_name = "PUB")]
+        keys: Vec<PathBuf>,
+        /// Ký báo cáo gộp / Sign the merged JSON with this private key (e.g. keys/<school>.key)
+        #[arg(long, value_name = "KEY")]
+        sign_key: Option<PathBuf>,
         /// json, csv or html
         #[arg(long, default_value = "json")]
         format: String,
@@ -293,6 +314,7 @@ fn main() -> ExitCode {
             to,
             format,
             output,
+            for_merge,
         } => edudns::cli_report::generate(
             &source_for(config),
             school.as_deref(),
@@ -300,6 +322,7 @@ fn main() -> ExitCode {
             to.as_deref(),
             &format,
             output.as_deref(),
+            for_merge,
         ),
         Command::Tokens { action } => match action {
             TokensAction::Create { config, role, name } => {
@@ -444,11 +467,15 @@ impl From<ReportAction> for edudns::cli_report::Action {
             ReportAction::Merge {
                 files,
                 key_dir,
+                keys,
+                sign_key,
                 format,
                 output,
             } => Self::Merge {
                 files,
                 key_dir,
+                keys,
+                sign_key,
                 format,
                 output,
             },

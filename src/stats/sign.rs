@@ -170,3 +170,57 @@ pub fn verify(signed: &SignedReport, expected_key: Option<&Path>) -> Result<(), 
             )
         })
 }
+
+/// The public keys of `school` in `dir`: `<school>.pub` and, for schools
+/// served by several replicas that each sign with their own key,
+/// `<school>.<replica>.pub` (school ids have no dot, so the names cannot
+/// clash). Sorted; empty when there is none.
+pub fn school_public_keys(dir: &Path, school: &str) -> Result<Vec<PathBuf>, SignError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SignError::Key {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let replica_prefix = format!("{school}.");
+    let mut keys: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pub"))
+                .is_some_and(|stem| {
+                    stem == school
+                        || stem
+                            .strip_prefix(&replica_prefix)
+                            .is_some_and(|replica| !replica.is_empty())
+                })
+        })
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// Checks the signature and that it was made by one of `keys` (`.pub`
+/// files); returns the one that matched.
+pub fn verify_any<'a>(signed: &SignedReport, keys: &'a [PathBuf]) -> Result<&'a Path, SignError> {
+    verify(signed, None)?;
+    let signer = signed
+        .signature
+        .as_ref()
+        .map(|s| s.public_key.to_ascii_lowercase())
+        .unwrap_or_default();
+    for key in keys {
+        if hex(&read_hex::<32>(key)?) == signer {
+            return Ok(key);
+        }
+    }
+    let names: Vec<String> = keys.iter().map(|k| k.display().to_string()).collect();
+    Err(SignError::Invalid(format!(
+        "signed by a key that is none of {}",
+        if names.is_empty() {
+            "(no key given)".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
+}
