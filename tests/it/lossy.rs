@@ -222,14 +222,15 @@ async fn lossy_slow_upstream_keeps_the_cap_and_cached_and_blocked_answers_fast()
         dropped.load(Ordering::SeqCst) > 0,
         "the upstream lost nothing"
     );
+    // Below the upstream's shortest delay (150 ms): an answer that waited
+    // behind the upstream cannot pass, while a loaded 2-core machine's
+    // scheduling tail (≈ 50 ms seen with other builds running) can.
+    let bound = Duration::from_millis(100);
     assert!(
-        cached_p99 < Duration::from_millis(50),
+        cached_p99 < bound,
         "cached answers p99 {cached_p99:?}: waiting behind the upstream"
     );
-    assert!(
-        blocked_p99 < Duration::from_millis(50),
-        "blocked answers p99 {blocked_p99:?}"
-    );
+    assert!(blocked_p99 < bound, "blocked answers p99 {blocked_p99:?}");
 
     // Once the flood stops, the slots drain.
     let deadline = Instant::now() + Duration::from_secs(4);
