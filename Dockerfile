@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # edudns container image: a release build in a Rust image, then only the
 # binary, the curated lists and the example configurations on Debian slim.
 #
