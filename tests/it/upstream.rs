@@ -92,11 +92,15 @@ impl UpstreamBuilder {
         let queries = Arc::new(AtomicUsize::new(0));
         let silent = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let concurrent = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
         let handler = ZoneHandler {
             zone: Arc::new(self.zone),
             queries: queries.clone(),
             silent: silent.clone(),
             seen: seen.clone(),
+            concurrent,
+            peak: peak.clone(),
         };
         // The same port for UDP and TCP; another test may hold the TCP port
         // of the UDP port we got, so try again then.
@@ -115,6 +119,7 @@ impl UpstreamBuilder {
             queries,
             silent,
             seen,
+            peak,
             _server: server,
         }
     }
@@ -126,6 +131,8 @@ pub struct TestUpstream {
     queries: Arc<AtomicUsize>,
     silent: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<(u16, u16)>>>,
+    /// The most questions handled at once.
+    peak: Arc<AtomicUsize>,
     _server: Server<ZoneHandler>,
 }
 
@@ -148,6 +155,20 @@ impl TestUpstream {
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
     }
+
+    /// The most questions this upstream was handling at once.
+    pub fn peak_concurrent(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a question as being handled until dropped (answered or cancelled).
+struct Handling<'a>(&'a AtomicUsize);
+
+impl Drop for Handling<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct ZoneHandler {
@@ -155,6 +176,8 @@ struct ZoneHandler {
     queries: Arc<AtomicUsize>,
     silent: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<(u16, u16)>>>,
+    concurrent: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
 }
 
 #[async_trait::async_trait]
@@ -165,6 +188,9 @@ impl RequestHandler for ZoneHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         self.queries.fetch_add(1, Ordering::SeqCst);
+        let now = self.concurrent.fetch_add(1, Ordering::SeqCst) + 1;
+        let _handling = Handling(&self.concurrent);
+        self.peak.fetch_max(now, Ordering::SeqCst);
         self.seen
             .lock()
             .unwrap()
