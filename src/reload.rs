@@ -357,6 +357,7 @@ fn same_upstream(a: &config::UpstreamConfig, b: &config::UpstreamConfig) -> bool
         && a.protocol == b.protocol
         && a.timeout == b.timeout
         && a.cache_size == b.cache_size
+        && a.case_randomization == b.case_randomization
 }
 
 /// Modification time and size of each file (missing files count too).

@@ -201,6 +201,8 @@ pub struct RawUpstream {
     pub tls_name: Option<Spanned<String>>,
     pub timeout_ms: Option<Spanned<i64>>,
     pub cache_size: Option<Spanned<i64>>,
+    /// 0x20: random letter case in upstream questions (default true).
+    pub case_randomization: Option<bool>,
 }
 
 /// `[blocking]`: how blocked names are answered.

@@ -146,6 +146,10 @@ pub struct UpstreamConfig {
     pub protocol: UpstreamProtocol,
     pub timeout: Duration,
     pub cache_size: usize,
+    /// 0x20 (draft-vixie-dnsext-dns0x20): questions go out with random
+    /// letter case and a reply must echo it, else it is treated as forged
+    /// and the question is asked again over TCP.
+    pub case_randomization: bool,
 }
 
 /// How a blocked A/AAAA question is answered.

@@ -468,6 +468,7 @@ impl Checker {
                 raw.cache_size,
                 DEFAULT_CACHE_SIZE as u64,
             ) as usize,
+            case_randomization: raw.case_randomization.unwrap_or(true),
         }
     }
 

@@ -155,6 +155,9 @@ impl Upstream {
         options.use_hosts_file = ResolveHosts::Never;
         options.preserve_intermediates = true;
         options.edns0 = true;
+        // A forged reply must guess the case of every letter too; one that
+        // gets it wrong makes hickory ask again over TCP (not SERVFAIL).
+        options.case_randomization = config.case_randomization;
         options.max_active_requests = 4096;
         options.num_concurrent_reqs = 1;
         let resolver = TokioResolver::builder_with_config(

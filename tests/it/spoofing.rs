@@ -5,9 +5,10 @@
 //!
 //! The forgeries: a wrong transaction id; the right id with another question
 //! name; the right id and name with another question type; the right id and
-//! question sent from another source port. (0x20 case randomization is off
-//! in edudns's resolver, so a reply differing only in the case of the name
-//! is not a forgery it could tell apart; see docs/reliability.md.)
+//! question sent from another source port; the right id, port and question
+//! with the letter case of the name flipped (0x20: edudns asks with random
+//! case, so only a reply echoing it is genuine; hickory then asks again over
+//! TCP, which this upstream also answers, genuinely).
 
 use crate::harness::*;
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
@@ -58,9 +59,78 @@ fn address(rtype: RecordType, v4: Ipv4Addr, v6: Ipv6Addr) -> RData {
     }
 }
 
-/// The spoofing upstream: (address, questions received, forgeries sent).
-async fn start_spoofing_upstream() -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
-    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+/// `name` with the case of every ASCII letter flipped.
+fn flipped_case(name: &Name) -> Name {
+    let flipped: String = name
+        .to_ascii()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    Name::from_ascii(flipped).unwrap()
+}
+
+/// Answers DNS over TCP on `listener`, genuinely, counting the questions.
+fn serve_tcp_genuinely(listener: tokio::net::TcpListener, count: Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut length = [0u8; 2];
+                while stream.read_exact(&mut length).await.is_ok() {
+                    let mut buffer = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                    if stream.read_exact(&mut buffer).await.is_err() {
+                        return;
+                    }
+                    let Ok(request) = Message::from_vec(&buffer) else {
+                        return;
+                    };
+                    let Some(question) = request.queries.first().cloned() else {
+                        return;
+                    };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let asked = question.name.to_ascii().to_ascii_lowercase();
+                    let rtype = question.query_type;
+                    let genuine = address(rtype, genuine_v4(&asked), genuine_v6(&asked));
+                    let packet = reply(request.metadata.id, question, genuine);
+                    let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&packet);
+                    if stream.write_all(&framed).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The spoofing upstream: (address, UDP questions, forgeries sent, TCP
+/// questions). With `flip_case`, a fifth forgery: the right id, port and
+/// question with the name's letter case flipped.
+async fn start_spoofing_upstream(
+    flip_case: bool,
+) -> (
+    SocketAddr,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+) {
+    // UDP and TCP on one port (another test may hold the TCP side of the
+    // UDP port we got: try again then).
+    let (socket, tcp) = loop {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if let Ok(tcp) = tokio::net::TcpListener::bind(socket.local_addr().unwrap()).await {
+            break (Arc::new(socket), tcp);
+        }
+    };
+    let tcp_questions = Arc::new(AtomicUsize::new(0));
+    serve_tcp_genuinely(tcp, tcp_questions.clone());
     // Another port on the same address, for replies from the wrong port.
     let other_port = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let addr = socket.local_addr().unwrap();
@@ -100,11 +170,16 @@ async fn start_spoofing_upstream() -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicU
                     RecordType::AAAA
                 };
                 let other_type_poison = address(other_type.query_type, POISON_V4, POISON_V6);
-                let forged = [
+                let mut other_case = question.clone();
+                other_case.name = flipped_case(&question.name);
+                let mut forged = vec![
                     reply(id ^ 0x5a5a, question.clone(), poison.clone()),
                     reply(id, other_question, poison.clone()),
                     reply(id, other_type, other_type_poison),
                 ];
+                if flip_case {
+                    forged.push(reply(id, other_case, poison.clone()));
+                }
                 for packet in &forged {
                     socket.send_to(packet, src).await.unwrap();
                     f.fetch_add(1, Ordering::SeqCst);
@@ -120,12 +195,12 @@ async fn start_spoofing_upstream() -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicU
             });
         }
     });
-    (addr, questions, forgeries)
+    (addr, questions, forgeries, tcp_questions)
 }
 
 #[tokio::test]
 async fn forged_upstream_replies_are_ignored_and_never_cached() {
-    let (upstream, questions, forgeries) = start_spoofing_upstream().await;
+    let (upstream, questions, forgeries, _) = start_spoofing_upstream(false).await;
     let server = TestServer::start_with_upstream_addr(&base_config(""), upstream).await;
     let names: Vec<String> = (1..=6).map(|n| format!("v{n}.example")).collect();
 
@@ -232,4 +307,56 @@ async fn an_upstream_record_without_data_never_reaches_the_client() {
         );
     }
     assert!(questions.load(Ordering::SeqCst) >= 1);
+}
+
+/// 0x20: edudns asks with random letter case; a reply with the right id,
+/// port and question but the case flipped is a forgery. It is never served
+/// nor cached: hickory asks again over TCP (and keeps using TCP with that
+/// upstream), where the genuine answer comes from. With
+/// `upstream.case_randomization = false` the poison is accepted: the test
+/// checks that too, so it would catch the setting being lost.
+#[tokio::test]
+async fn a_reply_with_the_wrong_letter_case_is_a_forgery() {
+    let names: Vec<String> = (1..=6).map(|n| format!("v{n}.example")).collect();
+    let (upstream, udp_questions, _, tcp_questions) = start_spoofing_upstream(true).await;
+    let server = TestServer::start_with_upstream_addr(&base_config(""), upstream).await;
+    for name in &names {
+        for src in ["127.0.0.2", "127.0.0.3"] {
+            let answer = server.query_from(src, name, RecordType::A).await;
+            assert_eq!(
+                a_records(&answer),
+                vec![genuine_v4(name).to_string()],
+                "{name} from {src}: poison or no answer"
+            );
+        }
+    }
+    let (udp, tcp) = (
+        udp_questions.load(Ordering::SeqCst),
+        tcp_questions.load(Ordering::SeqCst),
+    );
+    assert!(
+        udp >= 1,
+        "never asked over UDP: the forgeries were never sent"
+    );
+    assert_eq!(
+        tcp,
+        names.len(),
+        "each name answered over TCP, once (then cached)"
+    );
+    drop(server);
+
+    // The same upstream with 0x20 turned off: the flipped-case reply is
+    // taken for the answer, which is what the setting prevents.
+    let (upstream, _, _, _) = start_spoofing_upstream(true).await;
+    let config = base_config("").replace(
+        "timeout_ms = 1500",
+        "timeout_ms = 1500\ncase_randomization = false",
+    );
+    let server = TestServer::start_with_upstream_addr(&config, upstream).await;
+    let answer = server.query("v1.example", RecordType::A).await;
+    assert_eq!(
+        a_records(&answer),
+        vec![POISON_V4.to_string()],
+        "without 0x20 the flipped-case forgery should have been accepted"
+    );
 }
