@@ -15,6 +15,10 @@ if ! cargo deny --version >/dev/null 2>&1; then
   echo "deny: installed cargo-deny in $(($(date +%s) - started)) s"
 fi
 
+# --offline runs `cargo metadata` without the network, which needs every
+# locked package on disk, the other platforms' too (a build fetches only
+# this one's): fetch them first (crates.io).
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
 
 db_dir="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
