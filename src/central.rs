@@ -78,15 +78,6 @@ impl CentralError {
     }
 }
 
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .user_agent(concat!("edudns/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
-}
-
 fn token(central: &CentralRef) -> Result<Option<String>, CentralError> {
     let Some(path) = &central.token_file else {
         return Ok(None);
@@ -113,7 +104,7 @@ async fn fetch_valid(
     let meta = download::read_meta(&central.cache_file);
     let bearer = token(central)?;
     let fetched = download::fetch(
-        &client(),
+        &download::http_client(FETCH_TIMEOUT),
         &central.url,
         &meta,
         MAX_POLICY_BYTES,

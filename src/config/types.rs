@@ -42,13 +42,12 @@ pub struct Config {
     pub central: Option<CentralConfig>,
 }
 
-/// `[central]`.
+/// `[central]` as validated; the token and cache paths are read by
+/// [`super::central::central_ref`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct CentralConfig {
     pub url: String,
-    pub token_file: Option<PathBuf>,
     pub interval: Duration,
-    pub cache_file: PathBuf,
 }
 
 /// `[office]`.

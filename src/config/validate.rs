@@ -285,22 +285,10 @@ impl Checker {
                     }
                 },
             };
-            CentralConfig {
-                url,
-                token_file: raw_central
-                    .token_file
-                    .as_ref()
-                    .map(|t| state_path(&Some(t.clone()), "")),
-                interval,
-                cache_file: match &raw_central.cache_file {
-                    Some(_) => state_path(&raw_central.cache_file, ""),
-                    None => stats
-                        .database
-                        .parent()
-                        .map(|d| d.join(super::central::DEFAULT_CACHE_NAME))
-                        .unwrap_or_else(|| super::central::DEFAULT_CACHE_NAME.into()),
-                },
-            }
+            // Where the token and the cached copy are is read by
+            // `central::central_ref` (before this validation can run, since
+            // the policy is part of what it validates): one derivation.
+            CentralConfig { url, interval }
         });
         let admin = AdminConfig {
             tokens_file,

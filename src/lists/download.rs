@@ -92,9 +92,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The HTTP client for subscriptions.
 pub fn client(limits: &ListsConfig) -> reqwest::Client {
+    http_client(limits.timeout)
+}
+
+/// The HTTP client edudns fetches with (lists, central policy, `edudns
+/// health`): rustls with ring, one deadline per request, our user agent.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .timeout(limits.timeout)
+        .timeout(timeout)
         .user_agent(concat!("edudns/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default()

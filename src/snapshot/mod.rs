@@ -47,6 +47,14 @@ pub struct Snapshot {
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
 impl Snapshot {
+    /// What was loaded of list `display` of category `category` (an index
+    /// into `config.categories`); `None` when it could not be read.
+    pub fn loaded_list(&self, category: usize, display: &str) -> Option<&LoadedList> {
+        self.lists_loaded
+            .iter()
+            .find(|l| l.category == category && l.display == display)
+    }
+
     /// The school and band of a source address.
     pub fn classify(&self, ip: IpAddr) -> Option<Client> {
         self.networks.classify(ip)

@@ -566,10 +566,7 @@ pub async fn categories(State(state): State<AppState>, peer: Peer, headers: Head
                 .lists
                 .iter()
                 .map(|spec| {
-                    let loaded = snapshot
-                        .lists_loaded
-                        .iter()
-                        .find(|l| l.category == index && l.display == spec.display);
+                    let loaded = snapshot.loaded_list(index, &spec.display);
                     let meta = spec
                         .download
                         .as_ref()

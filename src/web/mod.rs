@@ -296,10 +296,7 @@ async fn lists(
     let mut out = Vec::new();
     for (index, category) in config.categories.iter().enumerate() {
         for spec in &category.lists {
-            let loaded = snapshot
-                .lists_loaded
-                .iter()
-                .find(|l| l.category == index && l.display == spec.display);
+            let loaded = snapshot.loaded_list(index, &spec.display);
             let meta = spec
                 .download
                 .as_ref()
@@ -340,11 +337,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     for (index, category) in config.categories.iter().enumerate() {
         let mut any = false;
         for spec in &category.lists {
-            if snapshot
-                .lists_loaded
-                .iter()
-                .any(|l| l.category == index && l.display == spec.display)
-            {
+            if snapshot.loaded_list(index, &spec.display).is_some() {
                 any = true;
             } else {
                 missing_lists.push(format!("{}: {}", category.id, spec.display));

@@ -3,7 +3,7 @@
 //! allowances, the review queue, the OpenAPI document and the defences of
 //! the listener. Everything against the real server on loopback.
 
-use crate::harness::{TestServer, a_records, base_config, http_request};
+use crate::harness::{TestServer, a_records, base_config, etag_of, http_request};
 use crate::upstream::TestUpstream;
 use edudns::app::start;
 use edudns::reload::{ConfigSource, Overrides};
@@ -59,16 +59,6 @@ async fn call(
     .await;
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     (status, head, json)
-}
-
-fn etag_of(head: &str) -> String {
-    head.lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("etag")
-                .then(|| value.trim().to_string())
-        })
-        .expect("an ETag header")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

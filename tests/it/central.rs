@@ -95,14 +95,7 @@ async fn an_office_edit_reaches_the_node_within_its_interval() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("[[band]]") && body.contains("[[school]]"));
     assert!(!body.contains("[upstream]") && !body.contains("[server]"));
-    let etag = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("etag: ")
-                .or_else(|| l.strip_prefix("ETag: "))
-        })
-        .expect("an ETag")
-        .to_string();
+    let etag = etag_of(&head);
     let auth = format!("Bearer {}", office.token("auditor"));
     let (status, _, _) = http_request(
         office_api,
@@ -130,14 +123,7 @@ async fn an_office_edit_reaches_the_node_within_its_interval() {
     // The office unticks `social` for `young` in its API.
     let office_token = office.token("office");
     let (_, head, _) = office.api_get("/api/v1/bands/young").await;
-    let etag = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("etag: ")
-                .or_else(|| l.strip_prefix("ETag: "))
-        })
-        .unwrap()
-        .to_string();
+    let etag = etag_of(&head);
     let auth = format!("Bearer {office_token}");
     let (status, _, body) = http_request(
         office_api,

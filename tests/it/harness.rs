@@ -303,6 +303,17 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     http_request(addr, "127.0.0.1", "GET", path, &addr.to_string(), &[], "").await
 }
 
+/// The ETag header of an HTTP response head (as `http_request` returns it).
+pub fn etag_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("etag")
+                .then(|| value.trim().to_string())
+        })
+        .expect("an ETag header")
+}
+
 /// Parses the Prometheus text format into (name, labels, value) samples,
 /// checking every line is well formed.
 /// One exposition sample: name, labels, value.
