@@ -27,6 +27,7 @@ server:
   pidfile: ""
   num-threads: 1
   access-control: 127.0.0.0/8 allow
+  so-rcvbuf: 4m
   local-zone: "." redirect
   local-data: ". 300 IN A 192.0.2.1"
 UNBOUND

@@ -1,22 +1,18 @@
-//! Forwarding allowed names through hickory-resolver, with its TTL-honouring
-//! cache, and coalescing of identical questions in flight.
+//! Forwarding allowed names (through our own [`Forwarder`]), the
+//! TTL-honouring answer cache, serve-stale, and coalescing of identical
+//! questions in flight.
 //!
 //! When a thousand students open the same page at 8:00, the first question
 //! for `(name, type)` goes upstream and every identical one asked before it
 //! returns waits for that one answer instead of sending its own.
 
+use super::forward::Forwarder;
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use dashmap::DashMap;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -64,7 +60,7 @@ const NEGATIVE_TTL_WITHOUT_SOA: u32 = 30;
 
 /// The upstream resolver, the answer cache and the table of questions in flight.
 pub struct Upstream {
-    resolver: TokioResolver,
+    forwarder: Arc<Forwarder>,
     in_flight: DashMap<Key, Pending>,
     /// Bounded, sharded cache (S3-FIFO): knowing what was a hit is what the
     /// per-school cache-hit counters need, which hickory's internal cache
@@ -127,47 +123,15 @@ impl Drop for InFlightGuard<'_> {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig) -> Result<Self, NetError> {
-        let servers = config
-            .servers
-            .iter()
-            .map(|addr| {
-                let protocols = match config.protocol {
-                    UpstreamProtocol::Udp => vec![ConnectionConfig::udp(), ConnectionConfig::tcp()],
-                    UpstreamProtocol::Tcp => vec![ConnectionConfig::tcp()],
-                };
-                let connections = protocols
-                    .into_iter()
-                    .map(|mut c| {
-                        c.port = addr.port();
-                        c
-                    })
-                    .collect();
-                NameServerConfig::new(addr.ip(), true, connections)
-            })
-            .collect();
-        let mut options = ResolverOpts::default();
-        // Our own cache sits in front; hickory's only absorbs the CNAME chases.
-        options.cache_size = 1024;
-        options.timeout = config.timeout;
-        options.attempts = 1;
-        options.ndots = 0;
-        options.use_hosts_file = ResolveHosts::Never;
-        options.preserve_intermediates = true;
-        options.edns0 = true;
-        // A forged reply must guess the case of every letter too; one that
-        // gets it wrong makes hickory ask again over TCP (not SERVFAIL).
-        options.case_randomization = config.case_randomization;
-        options.max_active_requests = 4096;
-        options.num_concurrent_reqs = 1;
-        let resolver = TokioResolver::builder_with_config(
-            ResolverConfig::from_name_servers(servers),
-            TokioRuntimeProvider::default(),
-        )
-        .with_options(options)
-        .build()?;
+    pub fn new(config: &UpstreamConfig) -> Result<Self, std::io::Error> {
+        let forwarder = Forwarder::new(
+            &config.servers,
+            config.timeout,
+            config.protocol == UpstreamProtocol::Tcp,
+            config.case_randomization,
+        );
         Ok(Upstream {
-            resolver,
+            forwarder: Arc::new(forwarder),
             in_flight: DashMap::new(),
             cache: (config.cache_size > 0)
                 .then(|| quick_cache::sync::Cache::new(config.cache_size)),
@@ -331,7 +295,7 @@ impl Upstream {
                     table: &self.per_domain,
                     domain,
                 };
-                let resolver = self.resolver.clone();
+                let forwarder = self.forwarder.clone();
                 let name = key.0.clone();
                 let deadline = self.config.timeout;
                 let last_answer = self.last_answer_ms.clone();
@@ -339,7 +303,7 @@ impl Upstream {
                     // One deadline for the whole lookup, whatever the resolver's
                     // internal retries and transports: the client gets a prompt SERVFAIL.
                     let answer =
-                        tokio::time::timeout(deadline, lookup(&resolver, name, record_type))
+                        tokio::time::timeout(deadline, forwarder.lookup(&name, record_type))
                             .await
                             .unwrap_or_else(|_| UpstreamAnswer::Failed {
                                 reason: format!(
@@ -389,23 +353,15 @@ impl Upstream {
         getrandom::fill(&mut random).map_err(|e| e.to_string())?;
         let label: String = random.iter().map(|b| format!("{b:02x}")).collect();
         let name = Name::from_ascii(format!("edudns-probe-{label}.")).map_err(|e| e.to_string())?;
-        let started = Instant::now();
-        let outcome = tokio::time::timeout(
-            self.config.timeout,
-            self.resolver.lookup(name, RecordType::SOA),
-        )
-        .await;
-        match outcome {
-            Err(_) => Err(format!(
-                "no upstream answer within {} ms",
-                self.config.timeout.as_millis()
-            )),
-            Ok(Ok(_)) | Ok(Err(NetError::Dns(DnsError::NoRecordsFound(_)))) => {
-                self.last_answer_ms.store(unix_ms(), Ordering::Relaxed);
-                Ok(started.elapsed())
-            }
-            Ok(Err(error)) => Err(error.to_string()),
-        }
+        let elapsed = self.forwarder.probe(&name, RecordType::SOA).await?;
+        self.last_answer_ms.store(unix_ms(), Ordering::Relaxed);
+        Ok(elapsed)
+    }
+
+    /// Upstream replies refused as forgeries (unknown id, another question
+    /// or letter case) since this upstream was built.
+    pub fn rejected_replies(&self) -> u64 {
+        self.forwarder.rejected_replies()
     }
 
     /// Questions being resolved right now (for tests and metrics).
@@ -494,31 +450,4 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-async fn lookup(resolver: &TokioResolver, name: Name, record_type: RecordType) -> UpstreamAnswer {
-    match resolver.lookup(name, record_type).await {
-        Ok(lookup) => UpstreamAnswer::Records {
-            answers: servable(lookup.answers()),
-            authorities: servable(lookup.authorities()),
-        },
-        Err(NetError::Dns(DnsError::NoRecordsFound(no_records))) => {
-            let mut authorities = Vec::new();
-            if let Some(soa) = no_records.soa {
-                authorities.extend(servable(&[soa.into_record_of_rdata()]));
-            }
-            match no_records.response_code {
-                ResponseCode::NoError | ResponseCode::NXDomain => UpstreamAnswer::Negative {
-                    code: no_records.response_code,
-                    authorities,
-                },
-                other => UpstreamAnswer::Failed {
-                    reason: format!("upstream answered {other}"),
-                },
-            }
-        }
-        Err(error) => UpstreamAnswer::Failed {
-            reason: error.to_string(),
-        },
-    }
 }
