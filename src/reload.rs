@@ -292,7 +292,7 @@ impl Reloader {
         }
         let upstream = self.handler.upstream.load();
         if !same_upstream(upstream.config(), &snapshot.config.upstream) {
-            let new = Upstream::new(&snapshot.config.upstream)
+            let new = Upstream::succeeding(&snapshot.config.upstream, &upstream)
                 .map_err(|e| LoadError::Upstream(e.to_string()))?;
             self.handler.upstream.store(Arc::new(new));
             self.handler.wire.clear();

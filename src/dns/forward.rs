@@ -178,7 +178,7 @@ impl PoolSocket {
 struct Shared {
     case_randomization: bool,
     /// Replies refused: unknown id, another question, another case.
-    rejected: AtomicU64,
+    rejected: Arc<AtomicU64>,
 }
 
 /// Reads replies on one socket until it is retired and drained.
@@ -365,11 +365,14 @@ impl Query {
 }
 
 impl Forwarder {
+    /// `rejected` counts replies refused as forgeries; a forwarder rebuilt
+    /// on reload is handed its predecessor's, so the count never goes back.
     pub fn new(
         servers: &[SocketAddr],
         timeout: Duration,
         tcp_only: bool,
         case_randomization: bool,
+        rejected: Arc<AtomicU64>,
     ) -> Forwarder {
         Forwarder {
             servers: servers
@@ -384,14 +387,14 @@ impl Forwarder {
             tcp_only,
             shared: Arc::new(Shared {
                 case_randomization,
-                rejected: AtomicU64::new(0),
+                rejected,
             }),
         }
     }
 
-    /// Replies refused so far (unknown id, another question or case).
-    pub fn rejected_replies(&self) -> u64 {
-        self.shared.rejected.load(Ordering::Relaxed)
+    /// The count of replies refused (unknown id, another question or case).
+    pub fn rejected_counter(&self) -> &Arc<AtomicU64> {
+        &self.shared.rejected
     }
 
     /// Resolves `(name, type)` through the upstreams, following CNAMEs the

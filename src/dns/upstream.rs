@@ -124,11 +124,28 @@ impl Drop for InFlightGuard<'_> {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Self, std::io::Error> {
+        Self::with_rejected_counter(config, Arc::default())
+    }
+
+    /// An upstream built on reload: the count of refused replies goes on
+    /// from `previous`'s (the metric is a counter).
+    pub fn succeeding(
+        config: &UpstreamConfig,
+        previous: &Upstream,
+    ) -> Result<Self, std::io::Error> {
+        Self::with_rejected_counter(config, previous.forwarder.rejected_counter().clone())
+    }
+
+    fn with_rejected_counter(
+        config: &UpstreamConfig,
+        rejected: Arc<AtomicU64>,
+    ) -> Result<Self, std::io::Error> {
         let forwarder = Forwarder::new(
             &config.servers,
             config.timeout,
             config.protocol == UpstreamProtocol::Tcp,
             config.case_randomization,
+            rejected,
         );
         Ok(Upstream {
             forwarder: Arc::new(forwarder),
@@ -361,7 +378,7 @@ impl Upstream {
     /// Upstream replies refused as forgeries (unknown id, another question
     /// or letter case) since this upstream was built.
     pub fn rejected_replies(&self) -> u64 {
-        self.forwarder.rejected_replies()
+        self.forwarder.rejected_counter().load(Ordering::Relaxed)
     }
 
     /// Questions being resolved right now (for tests and metrics).

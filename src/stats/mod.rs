@@ -575,7 +575,13 @@ impl Stats {
 
     /// The text exposition format, with the protocol counters brought up to date.
     /// `in_flight` is (now, peak) of forwarded queries holding a slot.
-    pub fn render(&self, protocol: &CountersSnapshot, in_flight: (u64, u64)) -> String {
+    /// `upstream_rejected`: upstream replies refused as forgeries.
+    pub fn render(
+        &self,
+        protocol: &CountersSnapshot,
+        in_flight: (u64, u64),
+        upstream_rejected: u64,
+    ) -> String {
         self.in_flight.set(in_flight.0 as i64);
         self.in_flight_peak.set(in_flight.1 as i64);
         self.refused_outside.inc_by(
@@ -593,6 +599,7 @@ impl Stats {
             ("not_implemented", protocol.not_implemented),
             ("rate_limited", protocol.rate_limited),
             ("fast_path", protocol.fast_path),
+            ("upstream_reply_rejected", upstream_rejected),
         ] {
             let counter = self.packets.with_label_values(&[event]);
             counter.inc_by(value.saturating_sub(counter.get()));

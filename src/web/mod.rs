@@ -270,6 +270,7 @@ async fn metrics(
     let body = state.handler.stats.render(
         &state.handler.counters.snapshot(),
         state.handler.in_flight.get(),
+        state.handler.upstream.load().rejected_replies(),
     );
     (
         [(

@@ -119,7 +119,12 @@ impl TestServer {
     /// Starts edudns forwarding to an upstream the test runs itself (a raw
     /// UDP server on loopback that misbehaves in ways hickory-server won't).
     pub async fn start_with_upstream_addr(config: &str, upstream: SocketAddr) -> TestServer {
-        Self::start_inner(config, vec![upstream], Arc::new(edudns::clock::SystemClock)).await
+        Self::start_with_upstream_addrs(config, vec![upstream]).await
+    }
+
+    /// [`TestServer::start`] forwarding to these servers, in this order.
+    pub async fn start_with_upstream_addrs(config: &str, upstreams: Vec<SocketAddr>) -> TestServer {
+        Self::start_inner(config, upstreams, Arc::new(edudns::clock::SystemClock)).await
     }
 
     async fn start_inner(

@@ -2,6 +2,7 @@
 //! Each test starts the real server on loopback and a real upstream DNS
 //! server on loopback, and talks to it with a real DNS client.
 
+mod forwarding;
 mod harness;
 mod hostile;
 mod upstream;

@@ -221,6 +221,22 @@ async fn forged_upstream_replies_are_ignored_and_never_cached() {
         "every question drew four forgeries before the genuine reply"
     );
 
+    // The three forgeries that reach edudns's socket per question (the
+    // kernel drops the one from another port) are counted as refused.
+    let (_, _, metrics) =
+        crate::harness::http_get(server.running.management_addr, "/metrics").await;
+    let rejected: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("edudns_packets_total{event=\"upstream_reply_rejected\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rejected-reply count in {metrics}"));
+    assert!(
+        rejected >= 3 * names.len() as u64,
+        "{rejected} replies refused, expected at least {}",
+        3 * names.len()
+    );
+
     // Asked again: answered from the cache (no new upstream question), and
     // what the cache holds is the genuine answer.
     for name in &names {

@@ -94,6 +94,7 @@ impl UpstreamBuilder {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let concurrent = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
+        let tcp_questions = Arc::new(AtomicUsize::new(0));
         let handler = ZoneHandler {
             zone: Arc::new(self.zone),
             queries: queries.clone(),
@@ -101,6 +102,7 @@ impl UpstreamBuilder {
             seen: seen.clone(),
             concurrent,
             peak: peak.clone(),
+            tcp: tcp_questions.clone(),
         };
         // The same port for UDP and TCP; another test may hold the TCP port
         // of the UDP port we got, so try again then.
@@ -120,6 +122,7 @@ impl UpstreamBuilder {
             silent,
             seen,
             peak,
+            tcp: tcp_questions,
             _server: server,
         }
     }
@@ -133,6 +136,7 @@ pub struct TestUpstream {
     seen: Arc<Mutex<Vec<(u16, u16)>>>,
     /// The most questions handled at once.
     peak: Arc<AtomicUsize>,
+    tcp: Arc<AtomicUsize>,
     _server: Server<ZoneHandler>,
 }
 
@@ -152,6 +156,11 @@ impl TestUpstream {
     }
 
     /// Questions received so far.
+    /// Questions that came over TCP.
+    pub fn tcp_queries(&self) -> usize {
+        self.tcp.load(Ordering::SeqCst)
+    }
+
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
     }
@@ -178,6 +187,7 @@ struct ZoneHandler {
     seen: Arc<Mutex<Vec<(u16, u16)>>>,
     concurrent: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    tcp: Arc<AtomicUsize>,
 }
 
 #[async_trait::async_trait]
@@ -188,6 +198,9 @@ impl RequestHandler for ZoneHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         self.queries.fetch_add(1, Ordering::SeqCst);
+        if request.protocol() == hickory_server::net::xfer::Protocol::Tcp {
+            self.tcp.fetch_add(1, Ordering::SeqCst);
+        }
         let now = self.concurrent.fetch_add(1, Ordering::SeqCst) + 1;
         let _handling = Handling(&self.concurrent);
         self.peak.fetch_max(now, Ordering::SeqCst);
