@@ -10,7 +10,7 @@
 //!       verdict  = snapshot.evaluate(client, qname)    Allow | Block { category, rule }
 //!       Block → dns::answer::blocked                   sinkhole / null / NXDOMAIN, EDE 15
 //!       Allow → fresh in the cache: answered at once (no in-flight slot)
-//!             else dns::Upstream::resolve (hickory-resolver, cache, coalescing)
+//!             else dns::Upstream::resolve (cache, coalescing) → dns::forward (own sockets)
 //!   → encode with the UDP size limit (TC when too big)
 //! ```
 //!

@@ -7,7 +7,7 @@
 //! name; the right id and name with another question type; the right id and
 //! question sent from another source port; the right id, port and question
 //! with the letter case of the name flipped (0x20: edudns asks with random
-//! case, so only a reply echoing it is genuine; hickory then asks again over
+//! case, so only a reply echoing it is genuine; edudns then asks again over
 //! TCP, which this upstream also answers, genuinely).
 
 use crate::harness::*;
@@ -327,8 +327,8 @@ async fn an_upstream_record_without_data_never_reaches_the_client() {
 
 /// 0x20: edudns asks with random letter case; a reply with the right id,
 /// port and question but the case flipped is a forgery. It is never served
-/// nor cached: hickory asks again over TCP (and keeps using TCP with that
-/// upstream), where the genuine answer comes from. With
+/// nor cached: edudns asks that question again over TCP, where the genuine
+/// answer comes from. With
 /// `upstream.case_randomization = false` the poison is accepted: the test
 /// checks that too, so it would catch the setting being lost.
 #[tokio::test]
