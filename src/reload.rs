@@ -109,7 +109,8 @@ pub fn load_snapshot(
     generation: u64,
 ) -> Result<Snapshot, LoadError> {
     let config = source.load(overrides)?;
-    Ok(snapshot::build(config, generation)?)
+    let cache = snapshot::cache::path_for(&config.stats.database);
+    Ok(snapshot::build_cached(config, generation, None, &cache)?)
 }
 
 /// Counts what a newly installed snapshot loaded (metrics and the list

@@ -3,7 +3,7 @@
 
 use super::Snapshot;
 use crate::client::NetworkMap;
-use crate::config::{Config, ConfigPlace, ListRoot};
+use crate::config::{Config, ConfigPlace, ListRoot, ListSpec};
 use crate::lists::RuleRef;
 use crate::lists::formats::{self, ListFormat};
 use crate::lists::trie::TrieBuilder;
@@ -223,9 +223,61 @@ fn list_stamps(config: &Config) -> Vec<Option<(SystemTime, u64)>> {
 /// domains. Policies, networks, safe search and accepted reviews are
 /// always rebuilt.
 pub fn build_reusing(
+    config: Config,
+    generation: u64,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, BuildError> {
+    build_with(config, generation, previous, None)
+}
+
+/// [`build_reusing`] with the compiled-lists cache file `cache`
+/// ([`super::cache`]): read instead of parsing when the lists' bytes are
+/// those it was written for, written after a full build. `edudns serve`
+/// builds this way; `check-config` always parses.
+pub fn build_cached(
+    config: Config,
+    generation: u64,
+    previous: Option<&Snapshot>,
+    cache: &std::path::Path,
+) -> Result<Snapshot, BuildError> {
+    build_with(config, generation, previous, Some(cache))
+}
+
+/// The lists of `config` in build order, with their category index.
+fn list_specs(config: &Config) -> Vec<(usize, &ListSpec)> {
+    config
+        .categories
+        .iter()
+        .enumerate()
+        .flat_map(|(index, category)| category.lists.iter().map(move |spec| (index, spec)))
+        .collect()
+}
+
+/// A subscription whose first download has not happened yet: left out.
+fn not_downloaded_yet(spec: &ListSpec) -> bool {
+    spec.download.is_some() && !spec.path.exists()
+}
+
+/// The SHA-256 of every list present, or `None` if one cannot be read
+/// (the full build then reports it).
+fn list_hashes(config: &Config) -> Option<Vec<Option<String>>> {
+    list_specs(config)
+        .into_iter()
+        .map(|(_, spec)| {
+            if not_downloaded_yet(spec) {
+                return Some(None);
+            }
+            let text = read_list(&config.list_root, &spec.path).ok()?;
+            Some(Some(sha256_hex(text.as_bytes())))
+        })
+        .collect()
+}
+
+fn build_with(
     mut config: Config,
     generation: u64,
     previous: Option<&Snapshot>,
+    cache: Option<&std::path::Path>,
 ) -> Result<Snapshot, BuildError> {
     let started = Instant::now();
     add_accepted_reviews(&mut config);
@@ -261,13 +313,67 @@ pub fn build_reusing(
             built_at: SystemTime::now(),
         });
     }
+    // With a cache: hash every list first; a key match skips the parsing.
+    let hashes = cache.and_then(|_| list_hashes(&config));
+    let cache_key = hashes.as_ref().map(|hashes| {
+        let specs = list_specs(&config);
+        let input: Vec<_> = specs
+            .iter()
+            .zip(hashes)
+            .map(|((category, spec), hash)| (*category, spec.format, hash.as_deref()))
+            .collect();
+        super::cache::key(&input)
+    });
+    if let (Some(path), Some(key), Some(hashes)) = (cache, &cache_key, &hashes) {
+        match super::cache::load(path, key) {
+            Ok(Some((trie, summaries))) if summaries.len() == hashes.iter().flatten().count() => {
+                let loaded = list_specs(&config)
+                    .into_iter()
+                    .zip(hashes)
+                    .filter_map(|((category, spec), hash)| Some((category, spec, hash.clone()?)))
+                    .zip(summaries)
+                    .map(|((category, spec, sha256), summary)| LoadedList {
+                        category,
+                        display: spec.display.clone(),
+                        place: spec.place.clone(),
+                        format: summary.format,
+                        entries: summary.entries,
+                        allow_entries: summary.allow_entries,
+                        skipped: summary.skipped,
+                        elapsed: Duration::ZERO,
+                        sha256,
+                    })
+                    .collect();
+                info!(path = %path.display(), "lists unchanged since they were compiled: read from the cache");
+                return finish(
+                    config,
+                    trie,
+                    loaded,
+                    stamps,
+                    generation,
+                    started,
+                    Vec::new(),
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(path = %path.display(), %error, "compiled lists cache unusable; parsing the lists");
+            }
+        }
+    }
     let mut builder = TrieBuilder::new();
     let mut loaded = Vec::new();
+    let mut summaries = Vec::new();
     let mut issues = Vec::new();
+    let mut list_number = 0;
     for (category_index, category) in config.categories.iter().enumerate() {
         for spec in &category.lists {
             let list_started = Instant::now();
-            if spec.download.is_some() && !spec.path.exists() {
+            let known_hash = hashes
+                .as_ref()
+                .and_then(|h| h.get(list_number).cloned().flatten());
+            list_number += 1;
+            if not_downloaded_yet(spec) {
                 // A subscription without a cached copy yet (first start
                 // offline): filter with the rest; the downloader fills it in.
                 warn!(list = %spec.display, "no downloaded copy of this subscribed list yet; starting without it");
@@ -310,8 +416,14 @@ pub fn build_reusing(
                 allow_entries: summary.allow_entries,
                 skipped: summary.skipped,
                 elapsed: list_started.elapsed(),
-                sha256: sha256_hex(text.as_bytes()),
+                sha256: known_hash.unwrap_or_else(|| sha256_hex(text.as_bytes())),
             };
+            summaries.push(super::cache::ListSummary {
+                format: list.format,
+                entries: list.entries,
+                allow_entries: list.allow_entries,
+                skipped: list.skipped,
+            });
             info!(
                 list = %list.display,
                 category = %category.id,
@@ -325,6 +437,36 @@ pub fn build_reusing(
             loaded.push(list);
         }
     }
+    if !issues.is_empty() {
+        // An error either way; `finish` adds a safe-search problem to it.
+        let empty = crate::lists::trie::DomainTrie::empty();
+        return finish(config, empty, loaded, stamps, generation, started, issues);
+    }
+    let lists = builder.build();
+    if let (Some(path), Some(key)) = (cache, &cache_key) {
+        let written = Instant::now();
+        match super::cache::store(path, key, &lists, &summaries) {
+            Ok(()) => {
+                info!(path = %path.display(), ms = written.elapsed().as_millis() as u64, "compiled lists cached for the next start")
+            }
+            Err(error) => {
+                warn!(path = %path.display(), %error, "cannot write the compiled lists cache; the next start parses the lists again")
+            }
+        }
+    }
+    finish(config, lists, loaded, stamps, generation, started, issues)
+}
+
+/// The snapshot around a trie: safe search, networks, policies.
+fn finish(
+    config: Config,
+    lists: crate::lists::trie::DomainTrie,
+    loaded: Vec<LoadedList>,
+    stamps: Vec<Option<(SystemTime, u64)>>,
+    generation: u64,
+    started: Instant,
+    mut issues: Vec<ListIssue>,
+) -> Result<Snapshot, BuildError> {
     let safe_search = load_safe_search(&config).unwrap_or_else(|issue| {
         issues.push(issue);
         SafeSearch::default()
@@ -335,7 +477,6 @@ pub fn build_reusing(
             issues,
         });
     }
-    let lists = builder.build();
     let networks = NetworkMap::new(&config);
     let policies = Policies::new(&config, safe_search);
     info!(

@@ -7,8 +7,9 @@
 //! when everything loaded.
 
 mod build;
+pub mod cache;
 
-pub use build::{BuildError, ListIssue, LoadedList, build, build_reusing};
+pub use build::{BuildError, ListIssue, LoadedList, build, build_cached, build_reusing};
 
 use crate::client::{Client, NetworkMap};
 use crate::config::Config;

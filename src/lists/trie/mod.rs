@@ -29,10 +29,12 @@
 
 mod builder;
 mod hash;
+mod persist;
 #[cfg(test)]
 mod tests;
 
 pub use builder::TrieBuilder;
+pub use persist::FORMAT_VERSION;
 
 use super::name::MAX_LABEL_LEN;
 use super::{CategoryId, CategoryMask, RuleAction, RuleRef};

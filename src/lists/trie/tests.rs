@@ -386,3 +386,62 @@ fn the_real_data_set_agrees_with_a_naive_reference() {
     // Most of the popular names are not listed.
     assert!(misses > 10_000, "{misses} unlisted names");
 }
+
+#[test]
+fn a_written_trie_reads_back_deciding_and_explaining_the_same() {
+    let mut entries: Vec<(String, CategoryId, RuleAction)> = (0..5_000)
+        .map(|i| (format!("d{i}.site{}.example", i % 37), (i % 7) as u8, BLOCK))
+        .collect();
+    entries.push(("ok.site3.example".into(), 2, ALLOW));
+    entries.push(("vn".into(), 9, BLOCK));
+    let borrowed: Vec<(&str, CategoryId, RuleAction)> = entries
+        .iter()
+        .map(|(d, c, a)| (d.as_str(), *c, *a))
+        .collect();
+    let original = trie(&borrowed);
+    let mut bytes = Vec::new();
+    original.write_to(&mut bytes).unwrap();
+    let copy = DomainTrie::read_from(&mut bytes.as_slice(), bytes.len() as u64).unwrap();
+    assert_eq!(copy.domain_count(), original.domain_count());
+    assert_eq!(copy.heap_bytes(), original.heap_bytes());
+    let names = [
+        "d17.site17.example",
+        "x.d4999.site4.example",
+        "ok.site3.example",
+        "a.ok.site3.example",
+        "site3.example",
+        "nothing.test",
+        "hoc.edu.vn",
+        "d1.site2.example",
+    ];
+    for name in names {
+        for mask in [ALL, 0b101, 1 << 9, 0] {
+            let (a, b) = (original.decide(name, mask), copy.decide(name, mask));
+            assert_eq!(a, b, "{name} mask {mask:b}");
+            if let Some(found) = a {
+                assert_eq!(original.rule(&found), copy.rule(&found), "{name}");
+            }
+        }
+    }
+    // Damage: cut short anywhere, or a length running past the end, is an error.
+    for cut in [0, 11, 20, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            DomainTrie::read_from(&mut &bytes[..cut], cut as u64).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut long = bytes.clone();
+    long[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(DomainTrie::read_from(&mut long.as_slice(), long.len() as u64).is_err());
+    // A mask index past the mask table (the first slot in use gets one).
+    let mut bad = bytes.clone();
+    let slots = u64::from_le_bytes(bad[20..28].try_into().unwrap()) as usize;
+    let used = (0..slots)
+        .find(|i| {
+            u32::from_le_bytes(bad[28 + i * 12 + 4..28 + i * 12 + 8].try_into().unwrap())
+                != u32::MAX
+        })
+        .unwrap();
+    bad[28 + used * 12 + 8..28 + used * 12 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(DomainTrie::read_from(&mut bad.as_slice(), bad.len() as u64).is_err());
+}
