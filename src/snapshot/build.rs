@@ -63,6 +63,28 @@ pub struct LoadedList {
     pub sha256: String,
 }
 
+impl LoadedList {
+    fn new(
+        category: usize,
+        spec: &ListSpec,
+        summary: &super::cache::ListSummary,
+        elapsed: Duration,
+        sha256: String,
+    ) -> LoadedList {
+        LoadedList {
+            category,
+            display: spec.display.clone(),
+            place: spec.place.clone(),
+            format: summary.format,
+            entries: summary.entries,
+            allow_entries: summary.allow_entries,
+            skipped: summary.skipped,
+            elapsed,
+            sha256,
+        }
+    }
+}
+
 /// A list that could not be read at all.
 #[derive(Debug, Clone)]
 pub struct ListIssue {
@@ -332,16 +354,8 @@ fn build_with(
                     .zip(hashes)
                     .filter_map(|((category, spec), hash)| Some((category, spec, hash.clone()?)))
                     .zip(summaries)
-                    .map(|((category, spec, sha256), summary)| LoadedList {
-                        category,
-                        display: spec.display.clone(),
-                        place: spec.place.clone(),
-                        format: summary.format,
-                        entries: summary.entries,
-                        allow_entries: summary.allow_entries,
-                        skipped: summary.skipped,
-                        elapsed: Duration::ZERO,
-                        sha256,
+                    .map(|((category, spec, sha256), summary)| {
+                        LoadedList::new(category, spec, &summary, Duration::ZERO, sha256)
                     })
                     .collect();
                 info!(path = %path.display(), "lists unchanged since they were compiled: read from the cache");
@@ -407,23 +421,20 @@ fn build_with(
                     "skipped list line"
                 );
             }
-            let list = LoadedList {
-                category: category_index,
-                display: spec.display.clone(),
-                place: spec.place.clone(),
+            let summary = super::cache::ListSummary {
                 format: summary.format,
                 entries: summary.entries,
                 allow_entries: summary.allow_entries,
                 skipped: summary.skipped,
-                elapsed: list_started.elapsed(),
-                sha256: known_hash.unwrap_or_else(|| sha256_hex(text.as_bytes())),
             };
-            summaries.push(super::cache::ListSummary {
-                format: list.format,
-                entries: list.entries,
-                allow_entries: list.allow_entries,
-                skipped: list.skipped,
-            });
+            let list = LoadedList::new(
+                category_index,
+                spec,
+                &summary,
+                list_started.elapsed(),
+                known_hash.unwrap_or_else(|| sha256_hex(text.as_bytes())),
+            );
+            summaries.push(summary);
             info!(
                 list = %list.display,
                 category = %category.id,
