@@ -247,30 +247,16 @@ fn same_answer(fast: &[u8], general: &[u8]) {
     }
 }
 
-/// How an upstream response is classified, as the resolver and
-/// `upstream::lookup` do: servable answers, a negative answer with its SOA,
-/// or a failure for any other code.
-fn classify_upstream(response: &Message) -> UpstreamAnswer {
-    let code = response.metadata.response_code;
-    match code {
-        ResponseCode::NoError if !response.answers.is_empty() => UpstreamAnswer::Records {
-            answers: servable(&response.answers),
-            authorities: servable(&response.authorities),
-        },
-        ResponseCode::NoError | ResponseCode::NXDomain => UpstreamAnswer::Negative {
-            code,
-            authorities: servable(
-                &response
-                    .authorities
-                    .iter()
-                    .filter(|r| matches!(r.data, RData::SOA(_)))
-                    .take(1)
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ),
-        },
-        other => UpstreamAnswer::Failed {
-            reason: format!("upstream answered {other}"),
+/// How an upstream response is classified, by the forwarder's own
+/// [`crate::dns::forward::classify`]; a chain left unresolved (which the
+/// forwarder would follow with another question) is served as it stands.
+fn classify_upstream(response: &Message, question: &Query) -> UpstreamAnswer {
+    let mut chain = Vec::new();
+    match crate::dns::forward::classify(response, &question.name, question.query_type, &mut chain) {
+        crate::dns::forward::Classified::Answer(answer) => answer,
+        crate::dns::forward::Classified::Chase(_) => UpstreamAnswer::Records {
+            answers: servable(&chain),
+            authorities: Vec::new(),
         },
     }
 }
@@ -293,7 +279,7 @@ pub fn upstream_answer(data: &[u8]) {
     };
     let handler = &handlers()[usize::from(a % 3)];
     let upstream = handler.upstream.load_full();
-    let said = Arc::new(classify_upstream(&response));
+    let said = Arc::new(classify_upstream(&response, question));
     let key = (question.name.to_lowercase(), question.query_type);
     let stored = Instant::now();
     upstream.store(key.clone(), &said);

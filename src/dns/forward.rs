@@ -409,39 +409,19 @@ impl Forwarder {
                 Ok(message) => message,
                 Err(reason) => return UpstreamAnswer::Failed { reason },
             };
-            let code = message.metadata.response_code;
-            let (records, end, complete) = follow(&message.answers, &current, record_type);
-            let followed = !records.is_empty();
-            chain.extend(records);
-            if complete {
-                return UpstreamAnswer::Records {
-                    answers: servable(&chain),
-                    authorities: Vec::new(),
-                };
+            match classify(&message, &current, record_type, &mut chain) {
+                Classified::Answer(answer) => return answer,
+                Classified::Chase(end) if !seen.contains(&end) => {
+                    seen.push(end.clone());
+                    current = end;
+                }
+                Classified::Chase(_) => {
+                    return UpstreamAnswer::Records {
+                        answers: servable(&chain),
+                        authorities: Vec::new(),
+                    };
+                }
             }
-            if followed && !seen.contains(&end) && code == ResponseCode::NoError {
-                // The chain ends in a CNAME the upstream did not resolve.
-                seen.push(end.clone());
-                current = end;
-                continue;
-            }
-            if !chain.is_empty() {
-                return UpstreamAnswer::Records {
-                    answers: servable(&chain),
-                    authorities: Vec::new(),
-                };
-            }
-            let soa: Vec<Record> = message
-                .authorities
-                .iter()
-                .filter(|r| matches!(r.data, RData::SOA(_)))
-                .take(1)
-                .cloned()
-                .collect();
-            return UpstreamAnswer::Negative {
-                code,
-                authorities: servable(&soa),
-            };
         }
         UpstreamAnswer::Failed {
             reason: format!("CNAME chain from {name} longer than {MAX_CNAME_HOPS}"),
@@ -602,6 +582,57 @@ async fn tcp_exchange(
         Ok(Err(error)) => Err(Failure::Io(format!("TCP to {server}: {error}"))),
         Err(_) => Err(Failure::Timeout),
     }
+}
+
+/// What one upstream reply says about a question.
+#[derive(Debug)]
+pub enum Classified {
+    /// The answer to give (records, negative with its SOA, or failure).
+    Answer(UpstreamAnswer),
+    /// The reply ends in a CNAME to this name, which it does not resolve:
+    /// ask for it next (the chain so far is in `chain`).
+    Chase(Name),
+}
+
+/// Classifies `message`, the reply to `(name, type)`: the records on the
+/// chain from `name` are added to `chain` (earlier hops already in it);
+/// records for other names are dropped. SERVFAIL, REFUSED and the other
+/// error codes are failures.
+pub fn classify(
+    message: &Message,
+    name: &Name,
+    record_type: RecordType,
+    chain: &mut Vec<Record>,
+) -> Classified {
+    let code = message.metadata.response_code;
+    if !matches!(code, ResponseCode::NoError | ResponseCode::NXDomain) {
+        return Classified::Answer(UpstreamAnswer::Failed {
+            reason: format!("upstream answered {code}"),
+        });
+    }
+    let (records, end, complete) = follow(&message.answers, name, record_type);
+    let followed = !records.is_empty();
+    chain.extend(records);
+    if !complete && followed && code == ResponseCode::NoError {
+        return Classified::Chase(end);
+    }
+    if !chain.is_empty() {
+        return Classified::Answer(UpstreamAnswer::Records {
+            answers: servable(chain),
+            authorities: Vec::new(),
+        });
+    }
+    let soa: Vec<Record> = message
+        .authorities
+        .iter()
+        .filter(|r| matches!(r.data, RData::SOA(_)))
+        .take(1)
+        .cloned()
+        .collect();
+    Classified::Answer(UpstreamAnswer::Negative {
+        code,
+        authorities: servable(&soa),
+    })
 }
 
 /// The records of `answers` on the chain from `start`: CNAMEs followed to
