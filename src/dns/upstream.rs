@@ -67,7 +67,7 @@ pub struct Upstream {
     /// does not tell.
     cache: Option<quick_cache::sync::Cache<Key, Arc<Cached>>>,
     /// Upstream lookups in flight per parent domain (random-subdomain floods).
-    per_domain: DashMap<Box<str>, usize>,
+    per_domain: DashMap<u64, usize>,
     config: UpstreamConfig,
     /// Unix time in ms of the last answer an upstream gave (0 = none yet):
     /// what `/readyz` reads before it sends a probe of its own.
@@ -78,28 +78,36 @@ pub struct Upstream {
 /// random-subdomain flood gets SERVFAIL instead of hammering the upstream.
 pub const MAX_IN_FLIGHT_PER_DOMAIN: usize = 32;
 
-/// The last two labels of a name (`a.b.example.com.` → `example.com`): the
-/// unit a random-subdomain flood is counted by.
-fn parent_domain(name: &Name) -> Box<str> {
-    let text = name.to_ascii();
-    let text = text.trim_end_matches('.');
-    let mut dots = text.rmatch_indices('.');
-    let _ = dots.next();
-    match dots.next() {
-        Some((i, _)) => text[i + 1..].into(),
-        None => text.into(),
+/// The last two labels of a name (`a.b.example.com.` → `example.com`), the
+/// unit a random-subdomain flood is counted by, as a hash of their
+/// lowercase bytes: no allocation per lookup. (A collision merely makes
+/// two domains share one cap.)
+fn parent_domain(name: &Name) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let labels = name.num_labels() as usize;
+    let mut hasher = PARENT_HASH.build_hasher();
+    for label in name.iter().skip(labels.saturating_sub(2)) {
+        hasher.write_usize(label.len());
+        for b in label {
+            hasher.write_u8(b.to_ascii_lowercase());
+        }
     }
+    hasher.finish()
 }
+
+/// Keyed once per process, so the buckets cannot be aimed at from outside.
+static PARENT_HASH: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+    std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
 
 /// Releases a per-domain slot.
 struct DomainSlot<'a> {
-    table: &'a DashMap<Box<str>, usize>,
-    domain: Box<str>,
+    table: &'a DashMap<u64, usize>,
+    domain: u64,
 }
 
 impl Drop for DomainSlot<'_> {
     fn drop(&mut self) {
-        if let dashmap::Entry::Occupied(mut entry) = self.table.entry(self.domain.clone()) {
+        if let dashmap::Entry::Occupied(mut entry) = self.table.entry(self.domain) {
             *entry.get_mut() -= 1;
             if *entry.get() == 0 {
                 entry.remove();
@@ -298,11 +306,19 @@ impl Upstream {
             dashmap::Entry::Vacant(entry) => {
                 let domain = parent_domain(&key.0);
                 {
-                    let mut count = self.per_domain.entry(domain.clone()).or_insert(0);
+                    let mut count = self.per_domain.entry(domain).or_insert(0);
                     if *count >= MAX_IN_FLIGHT_PER_DOMAIN {
+                        let labels = key.0.num_labels() as usize;
+                        let under: Vec<String> = key
+                            .0
+                            .iter()
+                            .skip(labels.saturating_sub(2))
+                            .map(|l| String::from_utf8_lossy(l).into_owned())
+                            .collect();
                         return Arc::new(UpstreamAnswer::Failed {
                             reason: format!(
-                                "more than {MAX_IN_FLIGHT_PER_DOMAIN} lookups under {domain} at once"
+                                "more than {MAX_IN_FLIGHT_PER_DOMAIN} lookups under {} at once",
+                                under.join(".")
                             ),
                         });
                     }
@@ -314,20 +330,11 @@ impl Upstream {
                 };
                 let forwarder = self.forwarder.clone();
                 let name = key.0.clone();
-                let deadline = self.config.timeout;
                 let last_answer = self.last_answer_ms.clone();
                 let future = async move {
-                    // One deadline for the whole lookup, whatever the resolver's
-                    // internal retries and transports: the client gets a prompt SERVFAIL.
-                    let answer =
-                        tokio::time::timeout(deadline, forwarder.lookup(&name, record_type))
-                            .await
-                            .unwrap_or_else(|_| UpstreamAnswer::Failed {
-                                reason: format!(
-                                    "no upstream answer within {} ms",
-                                    deadline.as_millis()
-                                ),
-                            });
+                    // The forwarder keeps one deadline (`timeout_ms`) across
+                    // servers, transports and CNAME hops: a prompt SERVFAIL.
+                    let answer = forwarder.lookup(&name, record_type).await;
                     if !matches!(answer, UpstreamAnswer::Failed { .. }) {
                         last_answer.store(unix_ms(), Ordering::Relaxed);
                     }
