@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # edudns vs Unbound on the same ~1.1M-domain blocklist, same wildcard
 # upstream, same pinning: answers per server CPU-second per workload.
-# Server on core 0, dnsperf on core 1, loopback only, about 3 minutes.
-#   bash benches/load/compare.sh          [SECONDS_RUN=10]
+# Servers on core 0, dnsperf on core 1, loopback only. Each throughput
+# workload runs ROUNDS times per server, alternating edudns and Unbound;
+# the ratio is reported per round and as the median. About 6 minutes.
+#   bash benches/load/compare.sh          [SECONDS_RUN=10 ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 data="$root/../shared/data"
 seconds=${SECONDS_RUN:-10}
+rounds=${ROUNDS:-3}
 for tool in dnsperf unbound; do
   command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf unbound >/dev/null; break; }
 done
@@ -107,7 +110,6 @@ awk 'NR % 20 == 1 {print $1 " A"; n++} n >= 50000 {exit}' "$work/domains.txt" > 
 awk -F, 'NR > 1 && n < 20000 {print $2 " A"; n++}' "$data/top-sites/umbrella-top-100k.csv" > "$work/allowed.q"
 awk 'NR <= 10000' "$work/blocked.q" > "$work/b10k.q"
 { for i in 1 2 3 4; do cat "$work/allowed.q"; done; cat "$work/b10k.q" "$work/b10k.q"; } | shuf --random-source=<(yes) > "$work/mixed.q"
-awk 'BEGIN { for (i = 0; i < 400000; i++) printf "m%d.d%d.example A\n", i, i % 997 }' > "$work/miss.q"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$1/status"; }
@@ -124,7 +126,12 @@ run() { # name port pid queryfile → "qps answers_per_cpu_s"
   awk -v d="$done" -v t=$((t1 - t0)) -v q="$qps" 'BEGIN { cpu = t / 100; printf "%d %d %.0f%%", q, (cpu > 0 ? d / cpu : 0), 100 * cpu / '"$seconds"' }'
 }
 
-declare -A result
+declare -A result pids ports
+ports[edudns]=5398; ports[unbound]=5397
+# Both servers stay up for the whole run (pinned to the same core; only the
+# one being measured is busy), and the throughput workloads alternate
+# between them, round after round: a machine whose speed drifts over the
+# minutes (shared, noisy) then skews both alike.
 for server in edudns unbound; do
   if [ "$server" = edudns ]; then
     # First start: every list parsed, the compiled lists written beside the
@@ -142,32 +149,48 @@ for server in edudns unbound; do
   start=$(date +%s.%N)
   if [ "$server" = edudns ]; then
     taskset -c 0 "$root/target/release/edudns" serve -c "$work/edudns.toml" > "$work/edudns.log" 2>&1 &
-    pid=$!; port=5398
+    pid=$!
     until grep -q "listening on 127.0.0.1:5398" "$work/edudns.log"; do
       kill -0 "$pid" 2>/dev/null || { cat "$work/edudns.log"; exit 1; }
       sleep 0.05
     done
   else
     taskset -c 0 unbound -c "$work/unbound.conf" > "$work/unbound.log" 2>&1 &
-    pid=$!; port=5397
+    pid=$!
     until dig @127.0.0.1 -p 5397 +tries=1 +time=1 example.org >/dev/null 2>&1; do
       kill -0 "$pid" 2>/dev/null || { cat "$work/unbound.log"; exit 1; }
       sleep 0.1
     done
   fi
   ready=$(date +%s.%N)
+  pids[$server]=$pid
   result[$server,load]=$(awk "BEGIN {printf \"%.2f\", $ready - $start}")
   result[$server,rss]=$(rss_mib "$pid")
+done
+
+for server in edudns unbound; do
+  port=${ports[$server]}
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/allowed.q" -n 1 -c 8 -q 500 >/dev/null 2>&1   # warm the cache
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/b10k.q" -n 1 -c 8 -q 500 >/dev/null 2>&1
   # Latency at a moderate fixed rate (20k qps, the mixed workload, caches
   # warm), from dnsperf's per-query lines.
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/mixed.q" -l "$seconds" -Q 20000 -c 8 -q 500 -v > "$work/lat.txt" 2>&1
   result[$server,latency]=$(awk '/^> / {print $NF}' "$work/lat.txt" | sort -g | awk '{v[NR]=$1} END {if (NR) printf "%.3f / %.3f ms", 1000*v[int(NR*0.5)], 1000*v[int(NR*0.99)]; else print "n/a"}')
+done
+
+for round in $(seq 1 "$rounds"); do
+  # Never-seen names in every round, so misses stay misses.
+  awk -v r="$round" 'BEGIN { for (i = 0; i < 400000; i++) printf "m%d.r%d.d%d.example A\n", i, r, i % 997 }' > "$work/miss.q"
   for workload in blocked allowed mixed miss; do
     case $workload in blocked) f=$work/blocked.q;; allowed) f=$work/allowed.q;; mixed) f=$work/mixed.q;; miss) f=$work/miss.q;; esac
-    result[$server,$workload]=$(run "$port" "$pid" "$f")
+    for server in edudns unbound; do
+      result[$server,$workload,$round]=$(run "${ports[$server]}" "${pids[$server]}" "$f")
+    done
   done
+done
+
+for server in edudns unbound; do
+  pid=${pids[$server]}; port=${ports[$server]}
   # A reload of the whole list under 20k qps: peak RSS (sampled every 10 ms)
   # and lost queries.
   steady=$(rss_mib "$pid")
@@ -187,11 +210,17 @@ for server in edudns unbound; do
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 
-printf '\n%-10s %28s %28s %8s\n' workload "edudns (qps / ans/cpu-s / cpu)" "unbound (qps / ans/cpu-s / cpu)" ratio
+printf '\n%-10s %5s %28s %28s %8s\n' workload round "edudns (qps / ans/cpu-s / cpu)" "unbound (qps / ans/cpu-s / cpu)" ratio
 for workload in blocked allowed mixed miss; do
-  e=${result[edudns,$workload]}; u=${result[unbound,$workload]}
-  ratio=$(awk -v a="$(echo "$e" | cut -d' ' -f2)" -v b="$(echo "$u" | cut -d' ' -f2)" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
-  printf '%-10s %28s %28s %8s\n' "$workload" "$e" "$u" "${ratio}x"
+  ratios=()
+  for round in $(seq 1 "$rounds"); do
+    e=${result[edudns,$workload,$round]}; u=${result[unbound,$workload,$round]}
+    ratio=$(awk -v a="$(echo "$e" | cut -d' ' -f2)" -v b="$(echo "$u" | cut -d' ' -f2)" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+    ratios+=("$ratio")
+    printf '%-10s %5s %28s %28s %8s\n' "$workload" "$round" "$e" "$u" "${ratio}x"
+  done
+  median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}')
+  printf '%-10s %5s %58s %8s\n' "$workload" median "" "${median}x"
 done
 printf '%-10s %28s %28s\n' "load (s)" "${result[edudns,load]} (first ${result[edudns,first_load]})" "${result[unbound,load]}"
 printf '%-10s %28s %28s\n' "RSS MiB" "${result[edudns,rss]} -> ${result[edudns,rss_after]}" "${result[unbound,rss]} -> ${result[unbound,rss_after]}"
