@@ -123,6 +123,10 @@ echo "  pornhub.com → $answer (the sinkhole)"
 $sudo kill -HUP "$pid"
 for _ in $(seq 1 50); do grep -q 'reload succeeded' "$log" && break; sleep 0.2; done
 grep -q 'reload succeeded.*generation=2' "$log" || { cat "$log"; fail "SIGHUP did not reload"; }
+[ -f /var/lib/edudns/compiled-lists.bin ] || fail "the service did not keep its compiled lists in /var/lib/edudns"
+grep -q 'read from the cache' "$log" || { cat "$log"; fail "the reload (lists unchanged) did not read the compiled lists"; }
+echo "  SIGHUP: reloaded from the compiled lists the start wrote"
+
 $sudo kill -TERM "$pid"
 status=0
 wait "$runner" || status=$?
@@ -145,5 +149,6 @@ $sudo apt-get remove -y -qq edudns >/dev/null
 $sudo apt-get purge -y -qq edudns >/dev/null 2>&1
 [ ! -e /etc/edudns/edudns.toml ] || fail "purge left /etc/edudns/edudns.toml"
 [ -f /var/lib/edudns/stats.sqlite ] || fail "purge deleted the statistics database"
+[ ! -e /var/lib/edudns/compiled-lists.bin ] || fail "purge kept the compiled lists (a cache)"
 $sudo rm -rf /var/lib/edudns
 echo "package-check: OK"
