@@ -71,7 +71,8 @@ enum Failure {
 enum Reply {
     Bytes(Vec<u8>),
     CaseMismatch,
-    Refused,
+    /// The socket reported an error (ICMP unreachable).
+    Unreachable(Arc<String>),
 }
 
 /// A question waiting on a socket: the question section as sent.
@@ -194,15 +195,16 @@ async fn read_replies(socket: Arc<PoolSocket>, shared: Arc<Shared>) {
         };
         let len = match received {
             Ok(len) => len,
-            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
-                // ICMP port unreachable for this server: nobody will answer
-                // the questions pending here.
+            Err(error) => {
+                // An ICMP error for this server (port, host or network
+                // unreachable), reported once per ICMP message: nobody will
+                // answer the questions pending here, so they move on now.
+                let error = Arc::new(error.to_string());
                 for (_, waiter) in socket.pending().waiters.drain() {
-                    let _ = waiter.tx.send(Reply::Refused);
+                    let _ = waiter.tx.send(Reply::Unreachable(error.clone()));
                 }
                 continue;
             }
-            Err(_) => continue,
         };
         let reply = &buffer[..len];
         if len < 12 || reply[2] & 0x80 == 0 {
@@ -535,10 +537,9 @@ impl Forwarder {
         match timeout_at(deadline, rx).await {
             Ok(Ok(Reply::Bytes(bytes))) => Ok(bytes),
             Ok(Ok(Reply::CaseMismatch)) => Err(Failure::CaseMismatch),
-            Ok(Ok(Reply::Refused)) => Err(Failure::Io(format!(
-                "{} refused the connection (nothing listening)",
-                server.addr
-            ))),
+            Ok(Ok(Reply::Unreachable(error))) => {
+                Err(Failure::Io(format!("{} unreachable: {error}", server.addr)))
+            }
             Ok(Err(_)) | Err(_) => {
                 socket.unregister(id);
                 Err(Failure::Timeout)
