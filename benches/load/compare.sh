@@ -126,6 +126,16 @@ run() { # name port pid queryfile → "qps answers_per_cpu_s"
   awk -v d="$done" -v t=$((t1 - t0)) -v q="$qps" 'BEGIN { cpu = t / 100; printf "%d %d %.0f%%", q, (cpu > 0 ? d / cpu : 0), 100 * cpu / '"$seconds"' }'
 }
 
+# Starts edudns pinned to core 0, logging to $1; sets pid once it listens.
+start_edudns() {
+  taskset -c 0 "$root/target/release/edudns" serve -c "$work/edudns.toml" > "$1" 2>&1 &
+  pid=$!
+  until grep -q "listening on 127.0.0.1:5398" "$1"; do
+    kill -0 "$pid" 2>/dev/null || { cat "$1"; exit 1; }
+    sleep 0.05
+  done
+}
+
 declare -A result pids ports
 ports[edudns]=5398; ports[unbound]=5397
 # Both servers stay up for the whole run (pinned to the same core; only the
@@ -137,23 +147,13 @@ for server in edudns unbound; do
     # First start: every list parsed, the compiled lists written beside the
     # database. The measured start below is a restart, which reads them.
     start=$(date +%s.%N)
-    taskset -c 0 "$root/target/release/edudns" serve -c "$work/edudns.toml" > "$work/edudns-first.log" 2>&1 &
-    pid=$!
-    until grep -q "listening on 127.0.0.1:5398" "$work/edudns-first.log"; do
-      kill -0 "$pid" 2>/dev/null || { cat "$work/edudns-first.log"; exit 1; }
-      sleep 0.05
-    done
+    start_edudns "$work/edudns-first.log"
     result[edudns,first_load]=$(awk "BEGIN {printf \"%.2f\", $(date +%s.%N) - $start}")
     kill "$pid"; wait "$pid" 2>/dev/null || true
   fi
   start=$(date +%s.%N)
   if [ "$server" = edudns ]; then
-    taskset -c 0 "$root/target/release/edudns" serve -c "$work/edudns.toml" > "$work/edudns.log" 2>&1 &
-    pid=$!
-    until grep -q "listening on 127.0.0.1:5398" "$work/edudns.log"; do
-      kill -0 "$pid" 2>/dev/null || { cat "$work/edudns.log"; exit 1; }
-      sleep 0.05
-    done
+    start_edudns "$work/edudns.log"
   else
     taskset -c 0 unbound -c "$work/unbound.conf" > "$work/unbound.log" 2>&1 &
     pid=$!

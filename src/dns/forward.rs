@@ -29,7 +29,7 @@
 //! [`MAX_CNAME_HOPS`]); only records on the chain from the asked name are
 //! kept, so an upstream cannot slip in records for other names.
 
-use super::upstream::{UpstreamAnswer, servable};
+use super::upstream::{UpstreamAnswer, servable, unix_ms};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, oneshot};
@@ -463,21 +463,19 @@ impl Forwarder {
             }
             let share = (deadline - now) / (order.len() - i) as u32;
             let attempt_deadline = now + share;
-            let result = if self.tcp_only {
-                tcp_exchange(server.addr, &mut query, attempt_deadline).await
+            // TCP when configured, and for a truncated or wrong-case UDP reply.
+            let udp = if self.tcp_only {
+                None
             } else {
-                match self
-                    .udp_exchange(server, &mut query, attempt_deadline)
-                    .await
-                {
-                    Ok(bytes) if bytes[2] & 0x02 != 0 => {
-                        tcp_exchange(server.addr, &mut query, attempt_deadline).await
-                    }
-                    Err(Failure::CaseMismatch) => {
-                        tcp_exchange(server.addr, &mut query, attempt_deadline).await
-                    }
-                    other => other,
-                }
+                Some(
+                    self.udp_exchange(server, &mut query, attempt_deadline)
+                        .await,
+                )
+            };
+            let result = match udp {
+                Some(Ok(bytes)) if bytes[2] & 0x02 == 0 => Ok(bytes),
+                Some(Err(failure)) if !matches!(failure, Failure::CaseMismatch) => Err(failure),
+                _ => tcp_exchange(server.addr, &mut query, attempt_deadline).await,
             };
             let error = match result {
                 Ok(bytes) => match Message::from_vec(&bytes) {
@@ -666,12 +664,6 @@ fn follow(answers: &[Record], start: &Name, record_type: RecordType) -> (Vec<Rec
         current = target.1;
     }
     (chain, current, false)
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -470,7 +470,8 @@ pub(crate) fn servable(records: &[Record]) -> Vec<Record> {
         .collect()
 }
 
-fn unix_ms() -> u64 {
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(super) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

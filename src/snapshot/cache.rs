@@ -11,7 +11,7 @@
 //! hashed each time (the list versions reports name need the hashes
 //! anyway), so an edited list is never missed.
 //!
-//! The file: magic, format version, key, the trie, the per-list summaries,
+//! The file: magic, file version, key, the trie, the per-list summaries,
 //! and a SHA-256 of everything before it. Anything unexpected — another
 //! version, a key mismatch, a short or damaged file — means "parse the
 //! lists"; a damaged file is also logged. It is written to a temporary
@@ -24,6 +24,8 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 12] = b"EDUDNS-LISTS";
+/// The file's own layout (the trie inside has `FORMAT_VERSION`, in the key).
+const FILE_VERSION: u32 = 2;
 
 /// What one list contributed (the rest of a `LoadedList` comes from the config).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +49,8 @@ pub fn key(lists: &[(usize, ListFormat, Option<&str>)]) -> [u8; 32] {
     hasher.update(FORMAT_VERSION.to_le_bytes());
     for (category, format, sha256) in lists {
         hasher.update((*category as u64).to_le_bytes());
-        hasher.update([format_code(*format)]);
+        hasher.update(format.as_str().as_bytes());
+        hasher.update([0]);
         match sha256 {
             Some(hash) => {
                 hasher.update([1]);
@@ -59,28 +62,10 @@ pub fn key(lists: &[(usize, ListFormat, Option<&str>)]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn format_code(format: ListFormat) -> u8 {
-    match format {
-        ListFormat::Auto => 0,
-        ListFormat::Plain => 1,
-        ListFormat::Hosts => 2,
-        ListFormat::Adblock => 3,
-        ListFormat::Dnsmasq => 4,
-        ListFormat::Rpz => 5,
-    }
-}
-
-fn format_from(code: u8) -> Option<ListFormat> {
-    Some(match code {
-        0 => ListFormat::Auto,
-        1 => ListFormat::Plain,
-        2 => ListFormat::Hosts,
-        3 => ListFormat::Adblock,
-        4 => ListFormat::Dnsmasq,
-        5 => ListFormat::Rpz,
-        _ => return None,
-    })
-}
+/// A list summary on disk: the format's config name (NUL-padded), then
+/// entries, allow entries and skipped lines.
+const NAME_BYTES: usize = 8;
+const RECORD: usize = NAME_BYTES + 3 * 8;
 
 /// Hashes everything that passes through.
 struct Hashing<T> {
@@ -131,12 +116,15 @@ pub fn store(
         hasher: Sha256::new(),
     };
     w.write_all(MAGIC)?;
-    w.write_all(&FORMAT_VERSION.to_le_bytes())?;
+    w.write_all(&FILE_VERSION.to_le_bytes())?;
     w.write_all(key)?;
     trie.write_to(&mut w)?;
     w.write_all(&(lists.len() as u64).to_le_bytes())?;
     for list in lists {
-        w.write_all(&[format_code(list.format)])?;
+        let mut name = [0u8; NAME_BYTES];
+        let text = list.format.as_str().as_bytes();
+        name[..text.len()].copy_from_slice(text);
+        w.write_all(&name)?;
         for n in [list.entries, list.allow_entries, list.skipped] {
             w.write_all(&(n as u64).to_le_bytes())?;
         }
@@ -174,7 +162,7 @@ pub fn load(path: &Path, key: &[u8; 32]) -> io::Result<Option<(DomainTrie, Vec<L
         return Err(invalid("not a compiled lists file"));
     }
     let version = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION || header[16..48] != key[..] {
+    if version != FILE_VERSION || header[16..48] != key[..] {
         return Ok(None);
     }
     let body = size - header_len - 32;
@@ -183,21 +171,25 @@ pub fn load(path: &Path, key: &[u8; 32]) -> io::Result<Option<(DomainTrie, Vec<L
     let mut count = [0u8; 8];
     limited.read_exact(&mut count)?;
     let count = u64::from_le_bytes(count);
-    if count > body / 25 {
+    if count > body / RECORD as u64 {
         return Err(invalid("list count"));
     }
     let mut lists = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let mut record = [0u8; 25];
+        let mut record = [0u8; RECORD];
         limited.read_exact(&mut record)?;
         let number = |at: usize| {
             u64::from_le_bytes(record[at..at + 8].try_into().expect("8 bytes")) as usize
         };
+        let name = std::str::from_utf8(&record[..NAME_BYTES]).unwrap_or("");
         lists.push(ListSummary {
-            format: format_from(record[0]).ok_or_else(|| invalid("list format"))?,
-            entries: number(1),
-            allow_entries: number(9),
-            skipped: number(17),
+            format: name
+                .trim_end_matches('\0')
+                .parse()
+                .map_err(|_| invalid("list format"))?,
+            entries: number(NAME_BYTES),
+            allow_entries: number(NAME_BYTES + 8),
+            skipped: number(NAME_BYTES + 16),
         });
     }
     if limited.limit() != 0 {
