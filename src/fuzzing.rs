@@ -204,6 +204,11 @@ pub fn request(data: &[u8]) {
     // general path must say the same (differential check).
     let mut fast_reply = None;
     if transport == Transport::Udp {
+        // The listener's cache hints for a batch, then the answer.
+        let snapshot = handler.snapshot.load();
+        if let Some(probe) = crate::dns::fast::prefetch(&snapshot, packet) {
+            snapshot.lists.prefetch_label(probe);
+        }
         let mut out = vec![0u8; crate::dns::fast::MAX_ANSWER];
         if let crate::dns::fast::Fast::Reply(n) =
             crate::dns::fast::answer(handler, packet, src, &mut out)

@@ -29,6 +29,49 @@ fn decided(trie: &DomainTrie, name: &str, mask: CategoryMask) -> Option<(RuleAct
 }
 
 #[test]
+fn prefetch_hints_aim_at_the_slot_and_label_the_walk_reads() {
+    let entries: Vec<String> = (0..2000).map(|i| format!("name{i}.example.com")).collect();
+    let mut builder = TrieBuilder::new();
+    for (i, domain) in entries.iter().enumerate() {
+        builder.insert(domain, 1, BLOCK, rule(0, i as u32 + 1));
+    }
+    builder.insert("example.org", 1, BLOCK, rule(0, 9999));
+    let t = builder.build();
+    let (com, _) = t.child(super::ROOT, b"com").unwrap();
+    let probe = t.prefetch_slot(b"com", b"example").expect("a listed TLD");
+    assert_eq!(probe.parent, com);
+    assert_eq!(probe.hash, super::hash::hash(com, b"example"));
+    assert_eq!(usize::from(probe.len), "example".len());
+    // The walk below the TLD finds its node by that hash, from the slot hinted.
+    let (node, _) = t.child(com, b"example").unwrap();
+    let home = super::hash::home(probe.hash, t.slots.len());
+    let run = (node as usize + t.slots.len() - home) % t.slots.len();
+    assert!(run < 8, "the node sits {run} slots past the hinted one");
+    // Unknown TLDs give no hint; over-long labels none either.
+    assert!(t.prefetch_slot(b"zz", b"example").is_none());
+    assert!(t.prefetch_slot(&[b'a'; 64], b"example").is_none());
+    assert!(t.prefetch_slot(b"com", &[b'a'; 64]).is_none());
+    // Hints for every name, listed or not, never fail, however the probe
+    // runs wrap around the end of the table.
+    for domain in entries
+        .iter()
+        .map(String::as_str)
+        .chain(["nope.com", "x.org"])
+    {
+        let mut labels = domain.rsplit('.');
+        let (tld, second) = (labels.next().unwrap(), labels.next().unwrap());
+        if let Some(probe) = t.prefetch_slot(tld.as_bytes(), second.as_bytes()) {
+            t.prefetch_label(probe);
+        }
+    }
+    assert!(
+        DomainTrie::empty()
+            .prefetch_slot(b"com", b"example")
+            .is_none()
+    );
+}
+
+#[test]
 fn exact_parent_and_deep_subdomain_matches() {
     let t = trie(&[("example.com", 3, BLOCK)]);
     assert_eq!(decided(&t, "example.com", ALL), Some((BLOCK, 3, 2)));
