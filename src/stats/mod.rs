@@ -63,6 +63,8 @@ pub type CounterKey = (String, String, String, &'static str);
 #[derive(Debug)]
 pub struct TopBlocked {
     shards: Vec<Mutex<SpaceSaving>>,
+    /// Seeded per process: blocked names come from clients.
+    hasher: foldhash::quality::RandomState,
 }
 
 impl TopBlocked {
@@ -71,15 +73,17 @@ impl TopBlocked {
             shards: (0..TOP_SHARDS)
                 .map(|_| Mutex::new(SpaceSaving::new(TOP_CAPACITY)))
                 .collect(),
+            hasher: Default::default(),
         }
     }
 
     fn offer(&self, domain: &str) {
-        let shard = domain.bytes().fold(0usize, |h, b| {
-            h.wrapping_mul(31).wrapping_add(usize::from(b))
-        }) % TOP_SHARDS;
+        use std::hash::BuildHasher;
+        let key = self.hasher.hash_one(domain);
+        // The high bits pick the shard; the sketch's map uses them all.
+        let shard = (key >> 32) as usize % TOP_SHARDS;
         if let Ok(mut sketch) = self.shards[shard].lock() {
-            sketch.offer(domain);
+            sketch.offer(key, domain);
         }
     }
 

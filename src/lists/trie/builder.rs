@@ -5,7 +5,8 @@
 
 use super::hash::{hash, home};
 use super::{
-    BUCKET_SHIFT, DomainTrie, FREE, LEN_BITS, MAX_NODES, Provenance, ROOT, Slot, provenance_key,
+    BUCKET_SHIFT, DomainTrie, FREE, LEN_BITS, MAX_NODES, Provenance, ROOT, Slot, advise_huge_pages,
+    huge_vec, provenance_key,
 };
 use crate::lists::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use crate::lists::{CategoryId, CategoryMask, MAX_CATEGORIES, RuleAction, RuleRef};
@@ -214,7 +215,7 @@ impl TrieBuilder {
         let tag_shift = index_bits + LEN_BITS;
 
         let capacity = self.nodes.len() * SLOTS_PER_NODE.0 / SLOTS_PER_NODE.1 + 1;
-        let mut slots = vec![Slot::FREE; capacity];
+        let mut slots = huge_vec(capacity, Slot::FREE);
         let mut slot_of = Vec::with_capacity(self.nodes.len());
         for (node, &mask_index) in self.nodes.iter().zip(&node_masks) {
             let parent = match node.parent {
@@ -260,8 +261,10 @@ impl TrieBuilder {
             })
             .collect();
 
-        let mut arena = self.arena;
-        arena.shrink_to_fit();
+        let mut arena = Vec::with_capacity(self.arena.len());
+        advise_huge_pages(&arena);
+        arena.extend_from_slice(&self.arena);
+        drop(self.arena);
         masks.shrink_to_fit();
         DomainTrie {
             domains: node_masks.iter().filter(|&&m| m != 0).count(),

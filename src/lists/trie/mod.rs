@@ -335,6 +335,46 @@ fn prefetch_slot_at(slots: &[Slot]) {
     prefetch(start.wrapping_add(size_of::<Slot>() - 1));
 }
 
+/// Asks the kernel to back the (still untouched) allocation of `vec` with
+/// transparent huge pages, where it spans at least one 2 MiB page. Every
+/// lookup reads the slot table and the arena at random: with 4 KiB pages
+/// that is a TLB miss (and, in a virtual machine, a two-level page walk)
+/// on top of the cache miss. Call it right after `Vec::with_capacity`,
+/// before the memory is written, so the first touch faults huge pages in;
+/// a hint only (`MADV_HUGEPAGE` works where THP is `always` or `madvise`),
+/// errors ignored.
+pub(crate) fn advise_huge_pages<T>(vec: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = vec.as_ptr() as usize;
+        let end = start + vec.capacity() * size_of::<T>();
+        let first = start.next_multiple_of(HUGE);
+        let last = end - end % HUGE;
+        if last > first {
+            // SAFETY: the range lies inside `vec`'s own allocation, and
+            // MADV_HUGEPAGE changes how it is backed, never its contents.
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    last - first,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = vec;
+}
+
+/// A `Vec` of `len` copies of `value` in memory advised for huge pages.
+pub(crate) fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
+    let mut vec = Vec::with_capacity(len);
+    advise_huge_pages(&vec);
+    vec.resize(len, value);
+    vec
+}
+
 /// A cache hint for the line holding `address`; never reads or faults.
 #[inline(always)]
 pub(crate) fn prefetch(address: *const u8) {

@@ -55,6 +55,7 @@ fn read_items<T>(
     *budget -= bytes;
     let count = count as usize;
     let mut items = Vec::with_capacity(count);
+    super::advise_huge_pages(&items);
     let per_chunk = (64 * 1024) / size;
     let mut buffer = vec![0u8; per_chunk * size];
     let mut left = count;
