@@ -214,13 +214,13 @@ fn opt(out: &mut [u8], at: usize, dnssec_ok: bool, reason: Option<(&str, &str)>)
     end
 }
 
-/// Offset (from the start of the message) of the question name's suffix
-/// that is `suffix_labels` labels long, for a compression pointer.
 /// Labels of a dotted name (bytes, not a `str` searcher: per blocked query).
 fn label_count(name: &str) -> usize {
     name.bytes().filter(|&b| b == b'.').count() + 1
 }
 
+/// Offset (from the start of the message) of the question name's suffix
+/// that is `suffix_labels` labels long, for a compression pointer.
 fn suffix_offset(q: &Question<'_>, suffix_labels: usize) -> Option<usize> {
     let total = label_count(q.name());
     let skip = total.checked_sub(suffix_labels)?;
@@ -505,17 +505,16 @@ pub fn prefetch(snapshot: &Snapshot, packet: &[u8]) -> Option<Probe> {
     if second_len == 0 {
         return None;
     }
-    let mut tld = [0u8; 63];
-    let mut second = [0u8; 63];
-    for (out, &b) in tld.iter_mut().zip(&packet[tld_at..tld_at + tld_len]) {
-        *out = b.to_ascii_lowercase();
-    }
-    for (out, &b) in second
-        .iter_mut()
-        .zip(&packet[second_at..second_at + second_len])
-    {
-        *out = b.to_ascii_lowercase();
-    }
+    // A label of the packet, lowercased into a buffer of its own.
+    // (An inlined loop: `copy_from_slice` of a run-time length is a call.)
+    let lower = |at: usize, len: usize| {
+        let mut label = [0u8; 63];
+        for (out, &b) in label.iter_mut().zip(&packet[at..at + len]) {
+            *out = b.to_ascii_lowercase();
+        }
+        label
+    };
+    let (tld, second) = (lower(tld_at, tld_len), lower(second_at, second_len));
     snapshot
         .lists
         .prefetch_slot(&tld[..tld_len], &second[..second_len])

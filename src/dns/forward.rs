@@ -217,21 +217,19 @@ async fn read_replies(socket: Arc<PoolSocket>, shared: Arc<Shared>) {
             .waiters
             .get(&id)
             .map(|waiter| compare_question(reply, &waiter.question, shared.case_randomization));
-        match verdict {
-            Some(Match::Exact) => {
-                if let Some(waiter) = pending.waiters.remove(&id) {
-                    let _ = waiter.tx.send(Reply::Bytes(reply.to_vec()));
-                }
-            }
+        let answer = match verdict {
+            Some(Match::Exact) => Reply::Bytes(reply.to_vec()),
             Some(Match::CaseOnly) => {
                 shared.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(waiter) = pending.waiters.remove(&id) {
-                    let _ = waiter.tx.send(Reply::CaseMismatch);
-                }
+                Reply::CaseMismatch
             }
             Some(Match::No) | None => {
                 shared.rejected.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
+        };
+        if let Some(waiter) = pending.waiters.remove(&id) {
+            let _ = waiter.tx.send(answer);
         }
     }
 }
@@ -451,6 +449,7 @@ impl Forwarder {
         any_code: bool,
     ) -> Result<Message, String> {
         let mut query = Query::new(name, record_type, self.shared.case_randomization);
+        let too_late = || format!("no upstream answer within {} ms", self.timeout.as_millis());
         let now_ms = unix_ms();
         let mut order: Vec<&Server> = self.servers.iter().collect();
         // Stable: servers that failed lately go last, in their order.
@@ -491,9 +490,7 @@ impl Forwarder {
                     }
                     Err(error) => format!("unreadable upstream answer: {error}"),
                 },
-                Err(Failure::Timeout) => {
-                    format!("no upstream answer within {} ms", self.timeout.as_millis())
-                }
+                Err(Failure::Timeout) => too_late(),
                 Err(Failure::CaseMismatch) => "upstream answered in another letter case".into(),
                 Err(Failure::Io(error)) => error,
             };
@@ -502,9 +499,7 @@ impl Forwarder {
                 .store(unix_ms() + PENALTY.as_millis() as u64, Ordering::Relaxed);
             last_error = Some(error);
         }
-        Err(last_error.unwrap_or_else(|| {
-            format!("no upstream answer within {} ms", self.timeout.as_millis())
-        }))
+        Err(last_error.unwrap_or_else(too_late))
     }
 
     async fn udp_exchange(

@@ -84,15 +84,20 @@ pub const MAX_IN_FLIGHT_PER_DOMAIN: usize = 32;
 /// two domains share one cap.)
 fn parent_domain(name: &Name) -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    let labels = name.num_labels() as usize;
     let mut hasher = PARENT_HASH.build_hasher();
-    for label in name.iter().skip(labels.saturating_sub(2)) {
+    for label in last_two_labels(name) {
         hasher.write_usize(label.len());
         for b in label {
             hasher.write_u8(b.to_ascii_lowercase());
         }
     }
     hasher.finish()
+}
+
+/// The last two labels of `name` (fewer for a shorter name).
+fn last_two_labels(name: &Name) -> impl Iterator<Item = &[u8]> {
+    name.iter()
+        .skip((name.num_labels() as usize).saturating_sub(2))
 }
 
 /// Keyed once per process, so the buckets cannot be aimed at from outside.
@@ -308,11 +313,7 @@ impl Upstream {
                 {
                     let mut count = self.per_domain.entry(domain).or_insert(0);
                     if *count >= MAX_IN_FLIGHT_PER_DOMAIN {
-                        let labels = key.0.num_labels() as usize;
-                        let under: Vec<String> = key
-                            .0
-                            .iter()
-                            .skip(labels.saturating_sub(2))
+                        let under: Vec<String> = last_two_labels(&key.0)
                             .map(|l| String::from_utf8_lossy(l).into_owned())
                             .collect();
                         return Arc::new(UpstreamAnswer::Failed {

@@ -18,7 +18,7 @@
 //! file and renamed, so a crash never leaves half a cache.
 
 use crate::lists::formats::ListFormat;
-use crate::lists::trie::{DomainTrie, FORMAT_VERSION};
+use crate::lists::trie::{DomainTrie, FORMAT_VERSION, invalid};
 use sha2::{Digest, Sha256};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -90,13 +90,6 @@ impl<R: Read> Read for Hashing<R> {
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
-}
-
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("compiled lists: {what}"),
-    )
 }
 
 /// Writes the cache atomically (temporary file, fsync, rename).

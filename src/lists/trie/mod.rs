@@ -35,6 +35,7 @@ mod tests;
 
 pub use builder::TrieBuilder;
 pub use persist::FORMAT_VERSION;
+pub(crate) use persist::invalid;
 
 use super::name::MAX_LABEL_LEN;
 use super::{CategoryId, CategoryMask, RuleAction, RuleRef};
@@ -135,29 +136,50 @@ impl DomainTrie {
     /// The child of `parent` labelled `label`: its slot index and payload.
     #[inline]
     fn child(&self, parent: u32, label: &[u8]) -> Option<(u32, u32)> {
-        let h = hash(parent, label);
-        let want = self.key_bits(h, label.len());
+        let at = self.find_slot(
+            parent,
+            hash(parent, label),
+            label.len(),
+            usize::MAX,
+            |slot| {
+                self.label_bytes(slot.label, label.len())
+                    .is_some_and(|stored| same_bytes(stored, label))
+            },
+        )?;
+        Some((at as u32, self.slots[at].payload))
+    }
+
+    /// The slot in the probe run of `hash` whose parent, label length and
+    /// hash tag match and that `accept`s, among the first `limit` slots of
+    /// the run; a free slot ends the run. The tag and the length let a
+    /// probe pass other keys without touching the arena.
+    #[inline(always)]
+    fn find_slot(
+        &self,
+        parent: u32,
+        hash: u64,
+        len: usize,
+        limit: usize,
+        accept: impl Fn(&Slot) -> bool,
+    ) -> Option<usize> {
+        let want = self.key_bits(hash, len);
         let key_mask = !self.index_mask;
-        let len = self.slots.len();
-        let mut at = home(h, len);
-        loop {
-            let slot = self.slots[at];
+        let size = self.slots.len();
+        let mut at = home(hash, size);
+        for _ in 0..limit {
+            let slot = &self.slots[at];
             if slot.label == FREE {
                 return None;
             }
-            if slot.payload & key_mask == want
-                && slot.parent == parent
-                && self
-                    .label_bytes(slot.label, label.len())
-                    .is_some_and(|stored| same_bytes(stored, label))
-            {
-                return Some((at as u32, slot.payload));
+            if slot.payload & key_mask == want && slot.parent == parent && accept(slot) {
+                return Some(at);
             }
             at += 1;
-            if at == len {
+            if at == size {
                 at = 0;
             }
         }
+        None
     }
 
     #[inline(always)]
@@ -181,7 +203,7 @@ impl DomainTrie {
         let (parent, _) = self.child(ROOT, tld)?;
         let hash = hash(parent, second);
         let at = home(hash, self.slots.len());
-        prefetch_slot_at(&self.slots[at..]);
+        prefetch_span(self.slots[at..].as_ptr().cast(), size_of::<Slot>());
         Some(Probe {
             parent,
             hash,
@@ -195,27 +217,12 @@ impl DomainTrie {
     /// bytes, which the walk compares next.
     #[inline]
     pub fn prefetch_label(&self, probe: Probe) {
-        let want = self.key_bits(probe.hash, usize::from(probe.len));
-        let key_mask = !self.index_mask;
-        let len = self.slots.len();
-        let mut at = home(probe.hash, len);
+        let len = usize::from(probe.len);
         // Probe runs are short at 75 % load; a hint need not follow a long one.
-        for _ in 0..8 {
-            let slot = self.slots[at];
-            if slot.label == FREE {
-                return;
-            }
-            if slot.payload & key_mask == want && slot.parent == probe.parent {
-                if let Some(bytes) = self.label_bytes(slot.label, usize::from(probe.len)) {
-                    prefetch(bytes.as_ptr());
-                    prefetch(bytes.as_ptr().wrapping_add(bytes.len() - 1));
-                }
-                return;
-            }
-            at += 1;
-            if at == len {
-                at = 0;
-            }
+        if let Some(at) = self.find_slot(probe.parent, probe.hash, len, 8, |_| true)
+            && let Some(bytes) = self.label_bytes(self.slots[at].label, len)
+        {
+            prefetch_span(bytes.as_ptr(), len);
         }
     }
 
@@ -327,12 +334,12 @@ pub struct Probe {
     len: u8,
 }
 
-/// Cache hints for the first slot of `slots` (12 bytes, maybe on two lines).
+/// Cache hints for the `len` bytes from `start` (a slot or a label, which
+/// may straddle two cache lines).
 #[inline(always)]
-fn prefetch_slot_at(slots: &[Slot]) {
-    let start = slots.as_ptr().cast::<u8>();
+fn prefetch_span(start: *const u8, len: usize) {
     prefetch(start);
-    prefetch(start.wrapping_add(size_of::<Slot>() - 1));
+    prefetch(start.wrapping_add(len.saturating_sub(1)));
 }
 
 /// Asks the kernel to back the (still untouched) allocation of `vec` with
@@ -343,7 +350,7 @@ fn prefetch_slot_at(slots: &[Slot]) {
 /// before the memory is written, so the first touch faults huge pages in;
 /// a hint only (`MADV_HUGEPAGE` works where THP is `always` or `madvise`),
 /// errors ignored.
-pub(crate) fn advise_huge_pages<T>(vec: &Vec<T>) {
+fn advise_huge_pages<T>(vec: &Vec<T>) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
@@ -368,7 +375,7 @@ pub(crate) fn advise_huge_pages<T>(vec: &Vec<T>) {
 }
 
 /// A `Vec` of `len` copies of `value` in memory advised for huge pages.
-pub(crate) fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
+fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
     let mut vec = Vec::with_capacity(len);
     advise_huge_pages(&vec);
     vec.resize(len, value);
@@ -377,7 +384,7 @@ pub(crate) fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
 
 /// A cache hint for the line holding `address`; never reads or faults.
 #[inline(always)]
-pub(crate) fn prefetch(address: *const u8) {
+fn prefetch(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE is part of the x86_64 baseline, and a prefetch only hints
     // the cache: it does not dereference the address and cannot fault.

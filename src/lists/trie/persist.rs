@@ -14,7 +14,8 @@ use std::io::{self, Read, Write};
 /// Bumped whenever the layout or the meaning of a field changes.
 pub const FORMAT_VERSION: u32 = 1;
 
-fn invalid(what: &str) -> io::Error {
+/// A damaged or foreign compiled-lists file (`snapshot::cache` says the same).
+pub(crate) fn invalid(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("compiled lists: {what}"),
