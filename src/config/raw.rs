@@ -106,6 +106,14 @@ pub struct RawLists {
     pub max_shrink: Option<Spanned<f64>>,
     /// Largest share of unparseable lines before a download is rejected.
     pub max_skipped: Option<Spanned<f64>>,
+    /// A mirror of the public lists (a district's, or a test's on loopback):
+    /// `https://host/path` is fetched as `<mirror>/host/path`.
+    pub mirror: Option<Spanned<String>>,
+    /// The protected names (never blocked by a subscribed list); default:
+    /// the set shipped in `blocklists/protected.txt`, compiled in.
+    pub protected: Option<Spanned<String>>,
+    /// Subscriptions downloaded at once (default 4).
+    pub parallel_downloads: Option<Spanned<i64>>,
 }
 
 /// `[warning_page]`: what the page shown for blocked sites says besides the reason.

@@ -216,6 +216,27 @@ pub struct ListsConfig {
     pub timeout: Duration,
     pub max_shrink: f64,
     pub max_skipped: f64,
+    /// `[lists] mirror`: base URL that replaces the scheme of every
+    /// subscription URL (`https://host/path` → `<mirror>/host/path`).
+    pub mirror: Option<String>,
+    /// The names no subscribed list may block.
+    pub protected: std::sync::Arc<crate::lists::protected::ProtectedNames>,
+    /// Subscriptions downloaded at once.
+    pub parallel_downloads: usize,
+}
+
+impl ListsConfig {
+    /// Where a subscription is actually fetched from: its own URL, or the
+    /// same host and path under the configured mirror.
+    pub fn fetch_url(&self, url: &str) -> String {
+        match &self.mirror {
+            None => url.to_string(),
+            Some(mirror) => {
+                let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+                format!("{}/{}", mirror.trim_end_matches('/'), rest)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

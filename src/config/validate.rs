@@ -99,6 +99,47 @@ impl Checker {
         });
     }
 
+    /// `[lists] protected`: the shipped set, or a file (relative to the
+    /// config's directory) whose every bad line is an error of this key.
+    fn protected_names(
+        &mut self,
+        root: &ListRoot,
+        value: &Option<Spanned<String>>,
+    ) -> crate::lists::protected::ProtectedNames {
+        use crate::lists::protected::ProtectedNames;
+        let Some(value) = value else {
+            return ProtectedNames::embedded();
+        };
+        let path = match root {
+            ListRoot::Directory(dir) => dir.join(value.get_ref()),
+            ListRoot::Embedded => value.get_ref().into(),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                self.error(
+                    "lists.protected",
+                    value,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                return ProtectedNames::embedded();
+            }
+        };
+        match ProtectedNames::parse(&text, &path.display().to_string()) {
+            Ok(set) => set,
+            Err(errors) => {
+                for error in errors {
+                    self.error(
+                        "lists.protected",
+                        value,
+                        format!("{}: {error}", path.display()),
+                    );
+                }
+                ProtectedNames::embedded()
+            }
+        }
+    }
+
     fn error_no_line(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.issues.push(ConfigIssue {
             key: key.into(),
@@ -146,6 +187,21 @@ impl Checker {
             )),
             max_shrink: fraction(self, "lists.max_shrink", &raw.lists.max_shrink, 0.5),
             max_skipped: fraction(self, "lists.max_skipped", &raw.lists.max_skipped, 0.2),
+            mirror: raw.lists.mirror.as_ref().and_then(|m| {
+                let text = m.get_ref().trim();
+                if text.starts_with("https://") || text.starts_with("http://") {
+                    Some(text.to_string())
+                } else {
+                    self.error("lists.mirror", m, "must be an http:// or https:// URL");
+                    None
+                }
+            }),
+            protected: std::sync::Arc::new(self.protected_names(&list_root, &raw.lists.protected)),
+            parallel_downloads: self.positive_or(
+                "lists.parallel_downloads",
+                raw.lists.parallel_downloads,
+                4,
+            ) as usize,
         };
         let categories = self.categories(raw.categories, &list_root, &cache_dir);
         let takedown = TakedownConfig {

@@ -27,6 +27,66 @@ pub struct Meta {
     pub last_success: Option<i64>,
     pub last_attempt: Option<i64>,
     pub last_error: Option<String>,
+    /// Set while a download runs (unix time it started), cleared after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downloading_since: Option<i64>,
+    /// Size of the accepted copy.
+    #[serde(default)]
+    pub bytes: u64,
+    /// How long the last accepted download took (transfer and checks).
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// Lines ignored because they would block a protected name.
+    #[serde(default)]
+    pub protected_ignored: usize,
+    /// The first of those lines (line number, entry, protected rule).
+    #[serde(default)]
+    pub protected_samples: Vec<IgnoredLine>,
+}
+
+/// A list line ignored because it would block a protected name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IgnoredLine {
+    pub line: u32,
+    pub entry: String,
+    pub protected: String,
+}
+
+/// How many ignored lines are remembered per list (all are counted).
+pub const IGNORED_SAMPLES: usize = 20;
+
+/// Counts the entries of a parsed list that protection drops, keeping the
+/// first [`IGNORED_SAMPLES`]; `keep` says whether to pass an entry on.
+#[derive(Debug, Default)]
+pub struct IgnoredCount {
+    pub count: usize,
+    pub samples: Vec<IgnoredLine>,
+}
+
+impl IgnoredCount {
+    /// Whether `entry` may go into the trie: allow entries always may; a
+    /// block entry not if it would block a protected name.
+    pub fn keep(
+        &mut self,
+        protected: &super::protected::ProtectedNames,
+        entry: &formats::Entry<'_>,
+    ) -> bool {
+        if entry.action != super::RuleAction::Block {
+            return true;
+        }
+        let Some(rule) = protected.blocked_by_entry(entry.domain) else {
+            return true;
+        };
+        self.count += 1;
+        if self.samples.len() < IGNORED_SAMPLES {
+            self.samples.push(IgnoredLine {
+                line: entry.line,
+                entry: entry.domain.to_string(),
+                protected: rule.rule.to_string(),
+            });
+        }
+        false
+    }
 }
 
 /// The result of one refresh.
@@ -128,6 +188,25 @@ pub async fn fetch(
     max_bytes: u64,
     bearer: Option<&str>,
 ) -> Result<Fetched, Rejected> {
+    fetch_with_progress(client, url, meta, max_bytes, bearer, &|_| {}).await
+}
+
+/// Bytes received so far, and the total when the server said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub received: u64,
+    pub total: Option<u64>,
+}
+
+/// [`fetch`], reporting every received chunk to `progress`.
+pub async fn fetch_with_progress(
+    client: &reqwest::Client,
+    url: &str,
+    meta: &Meta,
+    max_bytes: u64,
+    bearer: Option<&str>,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Fetched, Rejected> {
     let mut request = client.get(url);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
@@ -172,6 +251,10 @@ pub async fn fetch(
         if body.len() as u64 > max_bytes {
             return Err(Rejected::TooLarge(max_bytes));
         }
+        progress(Progress {
+            received: body.len() as u64,
+            total: response.content_length(),
+        });
     }
     Ok(Fetched::Body {
         body,
@@ -187,9 +270,12 @@ async fn attempt(
     download: &Download,
     limits: &ListsConfig,
     meta: &Meta,
+    progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<(Refreshed, Meta), Rejected> {
+    let started = std::time::Instant::now();
+    let url = limits.fetch_url(&download.url);
     let (mut body, etag, last_modified) =
-        match fetch(client, &download.url, meta, limits.max_bytes, None).await? {
+        match fetch_with_progress(client, &url, meta, limits.max_bytes, None, progress).await? {
             // A 304 without a copy to keep cannot be used.
             Fetched::NotModified if spec.path.exists() => {
                 return Ok((Refreshed::NotModified, meta.clone()));
@@ -218,7 +304,10 @@ async fn attempt(
         });
     }
     let text = String::from_utf8_lossy(&body);
-    let summary = formats::parse(&text, spec.format, &mut |_| {});
+    let mut ignored = IgnoredCount::default();
+    let summary = formats::parse(&text, spec.format, &mut |entry| {
+        ignored.keep(&limits.protected, &entry);
+    });
     let lines = summary.entries + summary.skipped;
     if summary.skipped as f64 > limits.max_skipped * lines.max(1) as f64 {
         return Err(Rejected::WrongFormat {
@@ -245,11 +334,15 @@ async fn attempt(
             entries: summary.entries,
         },
         Meta {
-            url: download.url.clone(),
+            url,
             etag,
             last_modified,
             entries: summary.entries,
             sha256,
+            bytes: body.len() as u64,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            protected_ignored: ignored.count,
+            protected_samples: ignored.samples,
             ..meta.clone()
         },
     ))
@@ -276,16 +369,36 @@ pub async fn refresh(
     limits: &ListsConfig,
     backoff: Duration,
 ) -> Result<Refreshed, Rejected> {
+    refresh_with_progress(client, spec, limits, backoff, &|_| {}).await
+}
+
+/// [`refresh`], reporting the bytes of each attempt to `progress`.
+pub async fn refresh_with_progress(
+    client: &reqwest::Client,
+    spec: &ListSpec,
+    limits: &ListsConfig,
+    backoff: Duration,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Refreshed, Rejected> {
     let Some(download) = &spec.download else {
         return Ok(Refreshed::NotModified);
     };
     let mut meta = read_meta(&spec.path);
     let now = jiff::Timestamp::now().as_second();
     meta.last_attempt = Some(now);
+    // `lists status` shows the download as running meanwhile.
+    let _ = write_atomically(
+        &meta_path(&spec.path),
+        &serde_json::to_vec_pretty(&Meta {
+            downloading_since: Some(now),
+            ..meta.clone()
+        })
+        .unwrap_or_default(),
+    );
     let mut delay = backoff;
     let mut result = Err(Rejected::Transfer("not tried".into()));
     for round in 0..3 {
-        result = attempt(client, spec, download, limits, &meta).await;
+        result = attempt(client, spec, download, limits, &meta, progress).await;
         let retry = matches!(&result, Err(Rejected::Transfer(_)))
             || matches!(&result, Err(Rejected::Status(s)) if *s >= 500);
         if !retry || round == 2 {
@@ -301,6 +414,7 @@ pub async fn refresh(
                 last_success: Some(now),
                 last_error: None,
                 last_attempt: Some(now),
+                downloading_since: None,
                 ..new_meta.clone()
             };
             let _ = write_atomically(
@@ -311,6 +425,7 @@ pub async fn refresh(
         }
         Err(error) => {
             meta.last_error = Some(error.to_string());
+            meta.downloading_since = None;
             let _ = write_atomically(
                 &meta_path(&spec.path),
                 &serde_json::to_vec_pretty(&meta).unwrap_or_default(),

@@ -20,6 +20,7 @@ pub mod catalogue;
 pub mod download;
 pub mod formats;
 pub mod name;
+pub mod protected;
 pub mod subscriptions;
 pub mod trie;
 

@@ -58,6 +58,14 @@ pub struct LoadedList {
     pub entries: usize,
     pub allow_entries: usize,
     pub skipped: usize,
+    /// Block lines left out because they would block a protected name
+    /// (subscribed lists only).
+    pub protected_ignored: usize,
+    /// The first of those lines: from the parse, or from the download's
+    /// meta file when the lists came from the compiled cache.
+    pub protected_samples: Vec<crate::lists::download::IgnoredLine>,
+    /// Whether the list is a subscription (protection applies).
+    pub subscribed: bool,
     pub elapsed: Duration,
     /// SHA-256 of the file's bytes (the list version reports name).
     pub sha256: String,
@@ -79,6 +87,9 @@ impl LoadedList {
             entries: summary.entries,
             allow_entries: summary.allow_entries,
             skipped: summary.skipped,
+            protected_ignored: summary.protected_ignored,
+            protected_samples: Vec::new(),
+            subscribed: spec.download.is_some(),
             elapsed,
             sha256,
         }
@@ -342,9 +353,16 @@ fn build_with(
         let input: Vec<_> = specs
             .iter()
             .zip(hashes)
-            .map(|((category, spec), hash)| (*category, spec.format, hash.as_deref()))
+            .map(|((category, spec), hash)| {
+                (
+                    *category,
+                    spec.format,
+                    spec.download.is_some(),
+                    hash.as_deref(),
+                )
+            })
             .collect();
-        super::cache::key(&input)
+        super::cache::key(&config.lists.protected.sha256, &input)
     });
     if let (Some(path), Some(key), Some(hashes)) = (cache, &cache_key, &hashes) {
         match super::cache::load(path, key) {
@@ -355,7 +373,13 @@ fn build_with(
                     .filter_map(|((category, spec), hash)| Some((category, spec, hash.clone()?)))
                     .zip(summaries)
                     .map(|((category, spec, sha256), summary)| {
-                        LoadedList::new(category, spec, &summary, Duration::ZERO, sha256)
+                        let mut list =
+                            LoadedList::new(category, spec, &summary, Duration::ZERO, sha256);
+                        if list.subscribed && list.protected_ignored > 0 {
+                            list.protected_samples =
+                                crate::lists::download::read_meta(&spec.path).protected_samples;
+                        }
+                        list
                     })
                     .collect();
                 info!(path = %path.display(), "lists unchanged since they were compiled: read from the cache");
@@ -390,7 +414,7 @@ fn build_with(
             if not_downloaded_yet(spec) {
                 // A subscription without a cached copy yet (first start
                 // offline): filter with the rest; the downloader fills it in.
-                warn!(list = %spec.display, "no downloaded copy of this subscribed list yet; starting without it");
+                info!(list = %spec.display, "subscribed list not downloaded yet: filtering without it until its first download");
                 continue;
             }
             let text = match read_list(&config.list_root, &spec.path) {
@@ -405,13 +429,27 @@ fn build_with(
                 }
             };
             let list_index = loaded.len() as u16;
+            let protect = spec.download.is_some();
+            let mut ignored = crate::lists::download::IgnoredCount::default();
             let summary = formats::parse(&text, spec.format, &mut |entry| {
+                if protect && !ignored.keep(&config.lists.protected, &entry) {
+                    return;
+                }
                 let source = RuleRef {
                     list: list_index,
                     line: entry.line,
                 };
                 builder.insert(entry.domain, category_index as u8, entry.action, source);
             });
+            for line in &ignored.samples {
+                info!(
+                    list = %spec.display,
+                    line = line.line,
+                    entry = %line.entry,
+                    protected = %line.protected,
+                    "list line ignored: it would block a protected name"
+                );
+            }
             for skipped in &summary.first_skipped {
                 warn!(
                     list = %spec.display,
@@ -426,14 +464,16 @@ fn build_with(
                 entries: summary.entries,
                 allow_entries: summary.allow_entries,
                 skipped: summary.skipped,
+                protected_ignored: ignored.count,
             };
-            let list = LoadedList::new(
+            let mut list = LoadedList::new(
                 category_index,
                 spec,
                 &summary,
                 list_started.elapsed(),
                 known_hash.unwrap_or_else(|| sha256_hex(text.as_bytes())),
             );
+            list.protected_samples = ignored.samples;
             summaries.push(summary);
             info!(
                 list = %list.display,
@@ -442,6 +482,8 @@ fn build_with(
                 entries = list.entries,
                 allow_entries = list.allow_entries,
                 skipped = list.skipped,
+                protected_ignored = list.protected_ignored,
+                bytes = text.len(),
                 ms = list.elapsed.as_millis() as u64,
                 "list loaded"
             );

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 12] = b"EDUDNS-LISTS";
 /// The file's own layout (the trie inside has `FORMAT_VERSION`, in the key).
-const FILE_VERSION: u32 = 2;
+const FILE_VERSION: u32 = 3;
 
 /// What one list contributed (the rest of a `LoadedList` comes from the config).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct ListSummary {
     pub entries: usize,
     pub allow_entries: usize,
     pub skipped: usize,
+    /// Block lines left out because they would block a protected name.
+    pub protected_ignored: usize,
 }
 
 /// The cache file for a statistics database path.
@@ -41,16 +43,18 @@ pub fn path_for(database: &Path) -> PathBuf {
     database.with_file_name("compiled-lists.bin")
 }
 
-/// The key of a set of lists: (category index, declared format, SHA-256 of
-/// the bytes or `None` for a subscription not downloaded yet), in order.
-pub fn key(lists: &[(usize, ListFormat, Option<&str>)]) -> [u8; 32] {
+/// The key of a set of lists: the protected names' SHA-256, then per list
+/// (category index, declared format, whether protection applies, SHA-256
+/// of the bytes or `None` for a subscription not downloaded yet), in order.
+pub fn key(protected: &str, lists: &[(usize, ListFormat, bool, Option<&str>)]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(b"edudns compiled lists");
     hasher.update(FORMAT_VERSION.to_le_bytes());
-    for (category, format, sha256) in lists {
+    hasher.update(protected.as_bytes());
+    for (category, format, protect, sha256) in lists {
         hasher.update((*category as u64).to_le_bytes());
         hasher.update(format.as_str().as_bytes());
-        hasher.update([0]);
+        hasher.update([0, u8::from(*protect)]);
         match sha256 {
             Some(hash) => {
                 hasher.update([1]);
@@ -63,9 +67,9 @@ pub fn key(lists: &[(usize, ListFormat, Option<&str>)]) -> [u8; 32] {
 }
 
 /// A list summary on disk: the format's config name (NUL-padded), then
-/// entries, allow entries and skipped lines.
+/// entries, allow entries, skipped lines and protected-ignored lines.
 const NAME_BYTES: usize = 8;
-const RECORD: usize = NAME_BYTES + 3 * 8;
+const RECORD: usize = NAME_BYTES + 4 * 8;
 
 /// Hashes everything that passes through.
 struct Hashing<T> {
@@ -118,7 +122,12 @@ pub fn store(
         let text = list.format.as_str().as_bytes();
         name[..text.len()].copy_from_slice(text);
         w.write_all(&name)?;
-        for n in [list.entries, list.allow_entries, list.skipped] {
+        for n in [
+            list.entries,
+            list.allow_entries,
+            list.skipped,
+            list.protected_ignored,
+        ] {
             w.write_all(&(n as u64).to_le_bytes())?;
         }
     }
@@ -183,6 +192,7 @@ pub fn load(path: &Path, key: &[u8; 32]) -> io::Result<Option<(DomainTrie, Vec<L
             entries: number(NAME_BYTES),
             allow_entries: number(NAME_BYTES + 8),
             skipped: number(NAME_BYTES + 16),
+            protected_ignored: number(NAME_BYTES + 24),
         });
     }
     if limited.limit() != 0 {
@@ -219,15 +229,38 @@ mod tests {
     fn stored_lists_load_back_only_for_their_key_and_intact() {
         let dir = tempfile::tempdir().unwrap();
         let path = path_for(&dir.path().join("stats.sqlite"));
-        let key_a = key(&[
-            (0, ListFormat::Auto, Some("aa")),
-            (1, ListFormat::Plain, None),
-        ]);
-        let key_b = key(&[
-            (0, ListFormat::Auto, Some("ab")),
-            (1, ListFormat::Plain, None),
-        ]);
+        let key_a = key(
+            "p",
+            &[
+                (0, ListFormat::Auto, false, Some("aa")),
+                (1, ListFormat::Plain, true, None),
+            ],
+        );
+        let key_b = key(
+            "p",
+            &[
+                (0, ListFormat::Auto, false, Some("ab")),
+                (1, ListFormat::Plain, true, None),
+            ],
+        );
         assert_ne!(key_a, key_b);
+        // Other protected names, or protection switched, is another key.
+        let key_c = key(
+            "q",
+            &[
+                (0, ListFormat::Auto, false, Some("aa")),
+                (1, ListFormat::Plain, true, None),
+            ],
+        );
+        let key_d = key(
+            "p",
+            &[
+                (0, ListFormat::Auto, true, Some("aa")),
+                (1, ListFormat::Plain, true, None),
+            ],
+        );
+        assert_ne!(key_a, key_c);
+        assert_ne!(key_a, key_d);
         assert_eq!(
             load(&path, &key_a).unwrap().map(|_| ()),
             None,
@@ -238,6 +271,7 @@ mod tests {
             entries: 1000,
             allow_entries: 0,
             skipped: 3,
+            protected_ignored: 2,
         }];
         let trie = sample();
         store(&path, &key_a, &trie, &summaries).unwrap();

@@ -188,6 +188,14 @@ pub struct Stats {
     /// Subscription downloads by source and result.
     pub list_downloads: IntCounterVec,
     pub list_download_success: prometheus::GaugeVec,
+    /// Per subscribed source: entries in force and lines left out because
+    /// they would block a protected name.
+    pub source_entries: prometheus::GaugeVec,
+    pub source_protected_ignored: prometheus::GaugeVec,
+    /// Subscriptions with no downloaded copy yet (first start).
+    pub subscriptions_pending: IntGauge,
+    /// Downloads running now.
+    pub downloads_running: IntGauge,
     /// Central policy fetches by result (updated, not_modified, invalid, error).
     pub central_fetches: IntCounterVec,
     /// Unix time the node last knew it held the office's current policy.
@@ -224,6 +232,14 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
         .register(Box::new(vec.clone()))
         .expect("unique metric");
     vec
+}
+
+fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let gauge = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(gauge.clone()))
+        .expect("unique metric");
+    gauge
 }
 
 /// Latency buckets from 50 µs to 5 s.
@@ -371,6 +387,30 @@ impl Stats {
         registry
             .register(Box::new(list_download_success.clone()))
             .expect("unique");
+        let source_gauge = |name: &str, help: &str| {
+            let gauge =
+                prometheus::GaugeVec::new(Opts::new(name, help), &["source"]).expect("valid");
+            registry.register(Box::new(gauge.clone())).expect("unique");
+            gauge
+        };
+        let source_entries = source_gauge(
+            "edudns_list_source_entries",
+            "Entries of a subscribed list in force (its last accepted copy).",
+        );
+        let source_protected_ignored = source_gauge(
+            "edudns_list_protected_ignored",
+            "Lines of a subscribed list ignored because they would block a protected name.",
+        );
+        let subscriptions_pending = int_gauge(
+            &registry,
+            "edudns_list_subscriptions_pending",
+            "Subscribed lists with no downloaded copy yet (the curated floor filters meanwhile).",
+        );
+        let downloads_running = int_gauge(
+            &registry,
+            "edudns_list_downloads_running",
+            "Subscribed list downloads in progress.",
+        );
         let central_fetches = counter_vec(
             &registry,
             "edudns_central_policy_fetches_total",
@@ -440,6 +480,10 @@ impl Stats {
             generation,
             list_downloads,
             list_download_success,
+            source_entries,
+            source_protected_ignored,
+            subscriptions_pending,
+            downloads_running,
             central_fetches,
             central_success,
             packets,
@@ -575,6 +619,25 @@ impl Stats {
                 .set(skipped as i64);
             self.list_loaded.with_label_values(&[&category.id]).set(now);
         }
+        let mut pending = 0;
+        for (_, spec, download) in snapshot.config.downloads() {
+            let loaded = snapshot
+                .lists_loaded
+                .iter()
+                .find(|l| l.subscribed && l.display == spec.display);
+            match loaded {
+                Some(list) => {
+                    self.source_entries
+                        .with_label_values(&[&download.name])
+                        .set(list.entries as f64);
+                    self.source_protected_ignored
+                        .with_label_values(&[&download.name])
+                        .set(list.protected_ignored as f64);
+                }
+                None => pending += 1,
+            }
+        }
+        self.subscriptions_pending.set(pending);
     }
 
     /// The text exposition format, with the protocol counters brought up to date.

@@ -82,6 +82,9 @@ fn limits() -> ListsConfig {
         timeout: Duration::from_secs(5),
         max_shrink: 0.5,
         max_skipped: 0.2,
+        mirror: None,
+        protected: Arc::new(edudns::lists::protected::ProtectedNames::embedded()),
+        parallel_downloads: 4,
     }
 }
 
