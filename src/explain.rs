@@ -96,6 +96,33 @@ pub fn explain_client(
             );
         }
     }
+    explain_protection(snapshot, name, out);
+}
+
+/// When `name` is a protected name: the rule that protects it and the
+/// subscribed list lines that were ignored for it.
+fn explain_protection(snapshot: &Snapshot, name: &str, out: &mut String) {
+    let protected = &snapshot.config.lists.protected;
+    let Some(protection) = protected.protecting(name) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "protected: {} ({} line {}) — subscribed lists never block it; only a deny of the school, band or office can / Tên được bảo vệ",
+        protection.rule, protected.source, protection.line
+    );
+    for list in snapshot.lists_loaded.iter().filter(|l| l.subscribed) {
+        let ignored = list.protected_samples.iter().filter(|line| {
+            name == line.entry || name.ends_with(&format!(".{}", line.entry))
+        });
+        for line in ignored {
+            let _ = writeln!(
+                out,
+                "ignored: {} line {}: {} (would block this protected name)",
+                list.display, line.line, line.entry
+            );
+        }
+    }
 }
 
 /// One line saying which rule decided, with its file and line.

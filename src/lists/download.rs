@@ -309,10 +309,12 @@ async fn attempt(
         ignored.keep(&limits.protected, &entry);
     });
     let lines = summary.entries + summary.skipped;
-    if summary.skipped as f64 > limits.max_skipped * lines.max(1) as f64 {
+    // Bare IP addresses are skipped but are no sign of a wrong format.
+    let unusable = summary.skipped - summary.ip_addresses;
+    if unusable as f64 > limits.max_skipped * lines.max(1) as f64 {
         return Err(Rejected::WrongFormat {
             format: summary.format,
-            skipped: summary.skipped,
+            skipped: unusable,
             lines,
         });
     }

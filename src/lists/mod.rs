@@ -21,6 +21,7 @@ pub mod download;
 pub mod formats;
 pub mod name;
 pub mod protected;
+pub mod status;
 pub mod subscriptions;
 pub mod trie;
 

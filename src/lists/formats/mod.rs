@@ -153,6 +153,9 @@ pub struct ParseSummary {
     pub ignored: usize,
     /// Rules that could not be used.
     pub skipped: usize,
+    /// Of `skipped`, bare IP addresses (UT1's plain lists carry some): not
+    /// names a DNS filter can block, but no sign of a wrong format either.
+    pub ip_addresses: usize,
     /// The first [`MAX_SKIPPED_KEPT`] skipped rules.
     pub first_skipped: Vec<SkippedLine>,
 }
@@ -171,6 +174,7 @@ pub fn parse(text: &str, format: ListFormat, sink: &mut dyn FnMut(Entry<'_>)) ->
             allow_entries: 0,
             ignored: 0,
             skipped: 0,
+            ip_addresses: 0,
             first_skipped: Vec::new(),
         },
         sink,
@@ -319,6 +323,9 @@ impl Collector<'_, '_> {
     /// A rule that cannot be used.
     fn skip(&mut self, reason: SkipReason) {
         self.summary.skipped += 1;
+        if reason == SkipReason::IpAddressEntry {
+            self.summary.ip_addresses += 1;
+        }
         if self.summary.first_skipped.len() < MAX_SKIPPED_KEPT {
             self.summary.first_skipped.push(SkippedLine {
                 line: self.line,
