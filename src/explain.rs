@@ -112,9 +112,10 @@ fn explain_protection(snapshot: &Snapshot, name: &str, out: &mut String) {
         protection.rule, protected.source, protection.line
     );
     for list in snapshot.lists_loaded.iter().filter(|l| l.subscribed) {
-        let ignored = list.protected_samples.iter().filter(|line| {
-            name == line.entry || name.ends_with(&format!(".{}", line.entry))
-        });
+        let ignored = list
+            .protected_samples
+            .iter()
+            .filter(|line| name == line.entry || name.ends_with(&format!(".{}", line.entry)));
         for line in ignored {
             let _ = writeln!(
                 out,

@@ -125,7 +125,9 @@ pub fn collect(config: &Config, now: i64) -> Vec<ListStatus> {
 
 fn when(t: Option<i64>) -> String {
     t.and_then(|t| jiff::Timestamp::from_second(t).ok())
-        .map_or("-".to_string(), |t| t.strftime("%Y-%m-%d %H:%M").to_string())
+        .map_or("-".to_string(), |t| {
+            t.strftime("%Y-%m-%d %H:%M").to_string()
+        })
 }
 
 /// The table `edudns lists status` prints, then one line per ignored
@@ -136,13 +138,7 @@ pub fn render(lists: &[ListStatus]) -> String {
     let _ = writeln!(
         out,
         "{:<11}  {:<28}  {:<24}  {:>8}  {:>9}  {:>9}  {:<16}  lỗi / last error",
-        "category",
-        "list",
-        "trạng thái / state",
-        "entries",
-        "bytes",
-        "protected",
-        "last download"
+        "category", "list", "trạng thái / state", "entries", "bytes", "protected", "last download"
     );
     for list in lists {
         let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
