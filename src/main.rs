@@ -491,6 +491,12 @@ fn check_config(file: &Path) -> ExitCode {
     match edudns::snapshot::build(config, 1) {
         Ok(snapshot) => {
             let skipped: usize = snapshot.lists_loaded.iter().map(|l| l.skipped).sum();
+            let subscriptions = snapshot.config.downloads().len();
+            let downloaded = snapshot
+                .lists_loaded
+                .iter()
+                .filter(|l| l.subscribed)
+                .count();
             println!(
                 "{}: OK — {} schools, {} bands, {} categories, {} lists, {} listed domains, {} skipped list lines",
                 file.display(),
@@ -501,6 +507,13 @@ fn check_config(file: &Path) -> ExitCode {
                 snapshot.lists.domain_count(),
                 skipped
             );
+            if downloaded < subscriptions {
+                // Not an error: a new install has no copies yet.
+                println!(
+                    "  {} of {subscriptions} subscribed lists are not downloaded yet: edudns serve fetches them in the background at start (edudns lists update fetches them now); the local lists filter meanwhile",
+                    subscriptions - downloaded
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -318,28 +318,26 @@ async fn attempt(
             lines,
         });
     }
-    if summary.entries == 0 {
+    // What goes into force: the rules less those protection drops.
+    let entries = summary.entries - ignored.count;
+    if entries == 0 {
         return Err(Rejected::Empty);
     }
-    if meta.entries > 0
-        && (summary.entries as f64) < meta.entries as f64 * (1.0 - limits.max_shrink)
-    {
+    if meta.entries > 0 && (entries as f64) < meta.entries as f64 * (1.0 - limits.max_shrink) {
         return Err(Rejected::Shrunk {
             previous: meta.entries,
-            now: summary.entries,
+            now: entries,
             allowed: limits.max_shrink * 100.0,
         });
     }
     write_atomically(&spec.path, &body).map_err(|e| Rejected::Cache(e.to_string()))?;
     Ok((
-        Refreshed::Updated {
-            entries: summary.entries,
-        },
+        Refreshed::Updated { entries },
         Meta {
             url,
             etag,
             last_modified,
-            entries: summary.entries,
+            entries,
             sha256,
             bytes: body.len() as u64,
             elapsed_ms: started.elapsed().as_millis() as u64,

@@ -12,6 +12,7 @@ mod bypass;
 mod central;
 mod cli;
 mod corpus;
+mod defaults;
 mod fast;
 mod filtering;
 mod formats;
