@@ -1651,6 +1651,10 @@ async fn the_console_in_chromium_shows_the_lists_state_and_refreshes_while_one_d
     browser
         .find("tr[data-list=\"slow\"][data-state=\"ready\"]")
         .await;
+    let open = browser
+        .eval("return document.querySelector('tr[data-list=\"feed\"] details').open;")
+        .await;
+    assert_eq!(open, json!(true), "a refresh keeps the samples open");
     let summary = browser
         .eval("return document.getElementById('sources-summary').textContent;")
         .await;
@@ -1658,6 +1662,16 @@ async fn the_console_in_chromium_shows_the_lists_state_and_refreshes_while_one_d
         summary,
         json!("2/3 danh sách tải về đã sẵn sàng; đang tải: 0; lỗi: 1")
     );
+
+    // For the reviewer's eye (docs/administration.md).
+    let png = browser.cmd("GET", "/screenshot", Value::Null).await;
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(
+        target.join("console-lists-screenshot.png"),
+        base64_decode(png.as_str().unwrap()),
+    )
+    .unwrap();
 
     // English on demand.
     browser.click("#lang").await;

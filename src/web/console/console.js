@@ -28,7 +28,7 @@ const STRINGS = {
     tab_sources: "Danh sách", sources_title: "Danh sách của từng danh mục",
     sources_help: "Danh sách tải về được cập nhật tự động. Dòng nào chặn một tên được bảo vệ (trang học tập, dịch vụ hệ thống) thì bị bỏ qua.",
     list: "Danh sách", entries: "Số tên miền", bytes: "Dung lượng", last_download: "Tải lần cuối", last_error: "Lỗi gần nhất",
-    protected: "Tên được bảo vệ", state_local: "tệp cục bộ", state_pending: "chờ tải", state_downloading: "đang tải",
+    protected: "Bỏ qua (tên được bảo vệ)", state_local: "tệp cục bộ", state_pending: "chờ tải", state_downloading: "đang tải",
     state_ready: "đã tải", state_stale: "bản cũ", state_failed: "lỗi", since: "từ",
     sources_summary: "{ready}/{total} danh sách tải về đã sẵn sàng; đang tải: {running}; lỗi: {failed}",
     ignored_lines: "{n} dòng bị bỏ qua vì chặn tên được bảo vệ", ignored_line: "dòng {line}: {entry} (bảo vệ: {protected})",
@@ -57,7 +57,7 @@ const STRINGS = {
     tab_sources: "Lists", sources_title: "Each category's lists",
     sources_help: "Downloaded lists update by themselves. A line that would block a protected name (school work, system services) is ignored.",
     list: "List", entries: "Entries", bytes: "Size", last_download: "Last download", last_error: "Last error",
-    protected: "Protected names", state_local: "local file", state_pending: "pending", state_downloading: "downloading",
+    protected: "Ignored (protected names)", state_local: "local file", state_pending: "pending", state_downloading: "downloading",
     state_ready: "ready", state_stale: "previous copy", state_failed: "failed", since: "since",
     sources_summary: "{ready}/{total} downloaded lists ready; downloads running: {running}; failed: {failed}",
     ignored_lines: "{n} lines ignored for protected names", ignored_line: "line {line}: {entry} (protected: {protected})",
@@ -265,13 +265,16 @@ async function loadSources() {
   const count = (state) => subscribed.filter((l) => l.state === state).length;
   $("sources-summary").textContent = tf("sources_summary",
     { ready: count("ready"), total: subscribed.length, running: count("downloading"), failed: count("failed") });
-  $("sources").replaceChildren(...result.data.categories.map(renderCategoryLists));
+  // A refresh keeps open the ignored-line lists the reader opened.
+  const open = new Set([...document.querySelectorAll("#sources tr[data-list]")]
+    .filter((row) => row.querySelector("details[open]")).map((row) => row.closest("[data-category]").dataset.category + "/" + row.dataset.list));
+  $("sources").replaceChildren(...result.data.categories.map((c) => renderCategoryLists(c, open)));
   if (lists.some((l) => l.state === "pending" || l.state === "downloading")) {
     sourcesTimer = setTimeout(() => { if (!$("tab-sources").hidden) loadSources(); }, SOURCES_REFRESH_MS);
   }
 }
 
-function renderCategoryLists(category) {
+function renderCategoryLists(category, open) {
   const head = el("tr", {}, ...["list", "status", "entries", "bytes", "last_download", "last_error", "protected"].map((k) => el("th", { text: t(k) })));
   const rows = category.lists.map((l) => {
     const entries = l.entries ?? l.downloaded_entries;
@@ -285,7 +288,7 @@ function renderCategoryLists(category) {
       el("td", { class: "num", text: size(l.bytes), title: l.bytes == null ? "" : l.bytes + " B" }),
       el("td", { text: l.last_download ? time(l.last_download) : "-" }),
       el("td", { class: "error", text: l.last_error || "" }),
-      el("td", { class: "protected" }, ignored(l)));
+      el("td", { class: "protected" }, ignored(l, open.has(category.id + "/" + l.name))));
   });
   return el("div", { "data-category": category.id },
     el("h3", { text: category.name + " (" + category.id + ")" }),
@@ -293,12 +296,14 @@ function renderCategoryLists(category) {
 }
 
 // "N lines ignored for protected names", opening onto the kept samples.
-function ignored(list) {
+function ignored(list, open) {
   if (!list.protected_ignored) return "0";
   const samples = list.protected_samples.map((s) => el("li", { text: tf("ignored_line", s) }));
   const more = list.protected_ignored - list.protected_samples.length;
   if (more > 0) samples.push(el("li", { text: tf("ignored_more", { n: more, kept: list.protected_samples.length }) }));
-  return el("details", {}, el("summary", { text: tf("ignored_lines", { n: list.protected_ignored }) }), el("ul", {}, ...samples));
+  const details = el("details", {}, el("summary", { text: tf("ignored_lines", { n: list.protected_ignored }) }), el("ul", {}, ...samples));
+  details.open = open;
+  return details;
 }
 
 function time(seconds, short) {
