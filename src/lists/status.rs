@@ -4,7 +4,7 @@
 //! command works beside a running service and with none.
 
 use super::download::{IgnoredLine, Meta, read_meta};
-use crate::config::Config;
+use crate::config::{Config, ListSpec};
 use serde::Serialize;
 
 /// Where a subscription stands.
@@ -63,64 +63,72 @@ const DOWNLOADING_STALE_SECS: i64 = 600;
 
 /// The status of every list of `config`, in config order.
 pub fn collect(config: &Config, now: i64) -> Vec<ListStatus> {
-    let mut out = Vec::new();
-    for category in &config.categories {
-        for spec in &category.lists {
-            let Some(download) = &spec.download else {
-                // The file name and its folder: enough to find it.
-                let path = std::path::Path::new(&spec.display);
-                let short: Vec<_> = path.iter().rev().take(2).collect();
-                let name = short
-                    .iter()
-                    .rev()
-                    .map(|p| p.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.push(ListStatus {
-                    category: category.id.clone(),
-                    name,
-                    url: None,
-                    state: State::Local,
-                    entries: None,
-                    bytes: None,
-                    protected_ignored: 0,
-                    protected_samples: Vec::new(),
-                    last_success: None,
-                    last_attempt: None,
-                    downloading_since: None,
-                    last_error: None,
-                });
-                continue;
-            };
-            let meta: Meta = read_meta(&spec.path);
-            let have_copy = spec.path.exists();
-            let downloading = meta
-                .downloading_since
-                .is_some_and(|since| now - since < DOWNLOADING_STALE_SECS);
-            let state = match (downloading, have_copy, &meta.last_error) {
-                (true, _, _) => State::Downloading,
-                (false, true, None) => State::Ready,
-                (false, true, Some(_)) => State::Stale,
-                (false, false, Some(_)) => State::Failed,
-                (false, false, None) => State::Pending,
-            };
-            out.push(ListStatus {
-                category: category.id.clone(),
-                name: download.name.clone(),
-                url: Some(download.url.clone()),
-                state,
-                entries: have_copy.then_some(meta.entries),
-                bytes: have_copy.then_some(meta.bytes),
-                protected_ignored: meta.protected_ignored,
-                protected_samples: meta.protected_samples,
-                last_success: meta.last_success,
-                last_attempt: meta.last_attempt,
-                downloading_since: meta.downloading_since.filter(|_| downloading),
-                last_error: meta.last_error,
-            });
-        }
+    config
+        .categories
+        .iter()
+        .flat_map(|category| {
+            category
+                .lists
+                .iter()
+                .map(|spec| of(&category.id, spec, now))
+        })
+        .collect()
+}
+
+/// The status of one list `spec` of `category` at `now` (seconds, wall
+/// clock: the download records are written with it).
+pub fn of(category: &str, spec: &ListSpec, now: i64) -> ListStatus {
+    let Some(download) = &spec.download else {
+        // The file name and its folder: enough to find it.
+        let path = std::path::Path::new(&spec.display);
+        let short: Vec<_> = path.iter().rev().take(2).collect();
+        let name = short
+            .iter()
+            .rev()
+            .map(|p| p.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        return ListStatus {
+            category: category.to_string(),
+            name,
+            url: None,
+            state: State::Local,
+            entries: None,
+            bytes: None,
+            protected_ignored: 0,
+            protected_samples: Vec::new(),
+            last_success: None,
+            last_attempt: None,
+            downloading_since: None,
+            last_error: None,
+        };
+    };
+    let meta: Meta = read_meta(&spec.path);
+    let have_copy = spec.path.exists();
+    let downloading = meta
+        .downloading_since
+        .is_some_and(|since| now - since < DOWNLOADING_STALE_SECS);
+    let state = match (downloading, have_copy, &meta.last_error) {
+        (true, _, _) => State::Downloading,
+        (false, true, None) => State::Ready,
+        (false, true, Some(_)) => State::Stale,
+        (false, false, Some(_)) => State::Failed,
+        (false, false, None) => State::Pending,
+    };
+    ListStatus {
+        category: category.to_string(),
+        name: download.name.clone(),
+        url: Some(download.url.clone()),
+        state,
+        entries: have_copy.then_some(meta.entries),
+        bytes: have_copy.then_some(meta.bytes),
+        protected_ignored: meta.protected_ignored,
+        protected_samples: meta.protected_samples,
+        last_success: meta.last_success,
+        last_attempt: meta.last_attempt,
+        downloading_since: meta.downloading_since.filter(|_| downloading),
+        last_error: meta.last_error,
     }
-    out
 }
 
 fn when(t: Option<i64>) -> String {

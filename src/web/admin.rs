@@ -549,7 +549,9 @@ pub async fn office(State(state): State<AppState>, peer: Peer, headers: HeaderMa
     )
 }
 
-/// Categories with their lists, entry counts, last load and errors.
+/// Categories with their lists: entry counts, last load and errors, and
+/// each subscription's state as `edudns lists status` gives it
+/// ([`crate::lists::status::of`]).
 pub async fn categories(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let _who = auth!(state, peer, headers);
     let snapshot = state.handler.snapshot.load_full();
@@ -557,6 +559,9 @@ pub async fn categories(State(state): State<AppState>, peer: Peer, headers: Head
     let loaded_at = jiff::Timestamp::try_from(snapshot.built_at)
         .map(|t| t.to_string())
         .unwrap_or_default();
+    // Wall time, not the handler's clock: the downloader stamps its records
+    // with wall time, and a running download is judged by their age.
+    let now = jiff::Timestamp::now().as_second();
     let out: Vec<Value> = config
         .categories
         .iter()
@@ -567,17 +572,23 @@ pub async fn categories(State(state): State<AppState>, peer: Peer, headers: Head
                 .iter()
                 .map(|spec| {
                     let loaded = snapshot.loaded_list(index, &spec.display);
-                    let meta = spec
-                        .download
-                        .as_ref()
-                        .map(|_| crate::lists::download::read_meta(&spec.path));
+                    let status = crate::lists::status::of(&category.id, spec, now);
                     json!({
                         "list": spec.display,
-                        "source": spec.download.as_ref().map(|d| d.url.clone()),
+                        "name": status.name,
+                        "source": status.url,
+                        "state": status.state,
+                        "state_label": status.state.label(),
                         "entries": loaded.map(|l| l.entries),
+                        "downloaded_entries": status.entries,
+                        "bytes": status.bytes,
                         "skipped_lines": loaded.map(|l| l.skipped),
-                        "last_download": meta.as_ref().and_then(|m| m.last_success),
-                        "last_error": meta.and_then(|m| m.last_error),
+                        "last_download": status.last_success,
+                        "last_attempt": status.last_attempt,
+                        "downloading_since": status.downloading_since,
+                        "last_error": status.last_error,
+                        "protected_ignored": status.protected_ignored,
+                        "protected_samples": status.protected_samples,
                     })
                 })
                 .collect();

@@ -3,7 +3,9 @@
 //! allowances, the review queue, the OpenAPI document and the defences of
 //! the listener. Everything against the real server on loopback.
 
-use crate::harness::{TestServer, a_records, base_config, etag_of, http_request};
+use crate::harness::{
+    ChromeDriver, TestServer, a_records, base_config, etag_of, http_request, serve_http,
+};
 use crate::upstream::TestUpstream;
 use edudns::app::start;
 use edudns::reload::{ConfigSource, Overrides};
@@ -904,6 +906,36 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
     assert!(answer["error"].as_str().unwrap().contains("openapi.json"));
 }
 
+/// Headless Chromium in a tablet-sized window, signed in to the console at
+/// `api` with `token` (the page is Vietnamese first).
+async fn console_signed_in(api: SocketAddr, token: &str) -> ChromeDriver {
+    let browser = ChromeDriver::start(1024, 1366, &[]).await;
+    browser
+        .cmd(
+            "POST",
+            "/url",
+            json!({"url": format!("http://{api}/console/")}),
+        )
+        .await;
+    let title = browser
+        .eval("return document.querySelector('h1').textContent;")
+        .await;
+    assert!(
+        title.as_str().unwrap().contains("Quản lý bộ lọc DNS"),
+        "Vietnamese first: {title}"
+    );
+    let input = browser.find("#token").await;
+    browser
+        .cmd(
+            "POST",
+            &format!("/element/{input}/value"),
+            json!({"text": token}),
+        )
+        .await;
+    browser.click("#signin").await;
+    browser
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_chromium_unticks_a_category_and_the_domain_becomes_allowed() {
     let upstream = TestUpstream::builder()
@@ -933,34 +965,7 @@ async fn the_console_in_chromium_unticks_a_category_and_the_domain_becomes_allow
     let blocked = server.query("social.example.", RecordType::A).await;
     assert_eq!(a_records(&blocked), vec!["10.99.0.1"]);
 
-    // A tablet-sized window.
-    let browser = crate::harness::ChromeDriver::start(1024, 1366, &[]).await;
-    browser
-        .cmd(
-            "POST",
-            "/url",
-            json!({"url": format!("http://{api}/console/")}),
-        )
-        .await;
-    let title = browser
-        .eval("return document.querySelector('h1').textContent;")
-        .await;
-    assert!(
-        title.as_str().unwrap().contains("Quản lý bộ lọc DNS"),
-        "Vietnamese first: {title}"
-    );
-    let input = browser.find("#token").await;
-    browser
-        .cmd(
-            "POST",
-            &format!("/element/{input}/value"),
-            json!({"text": office}),
-        )
-        .await;
-    let signin = browser.find("#signin").await;
-    browser
-        .cmd("POST", &format!("/element/{signin}/click"), json!({}))
-        .await;
+    let browser = console_signed_in(api, &office).await;
     let checkbox = browser
         .find("input[data-band=\"young\"][data-category=\"social\"]")
         .await;
@@ -1395,4 +1400,287 @@ async fn schedules_and_safe_search_are_edited_like_every_other_field() {
     )
     .await;
     assert_eq!(bad_mode.0, 422, "{}", bad_mode.2);
+}
+
+/// The subscribed list `feed` (20 names, then two protected names that must
+/// be ignored), `missing` (404) and `slow` (held until the test opens
+/// `gate`), served on loopback.
+async fn list_server(gate: Arc<tokio::sync::Semaphore>) -> SocketAddr {
+    async fn slow(
+        axum::extract::State(gate): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    ) -> String {
+        let _ = gate.acquire().await;
+        (0..10).map(|i| format!("slow{i}.example\n")).collect()
+    }
+    let app = axum::Router::new()
+        .route("/feed.txt", axum::routing::get(|| async { FEED }))
+        .route("/slow.txt", axum::routing::get(slow))
+        .with_state(gate);
+    serve_http(app).await
+}
+
+const FEED: &str = "# a list with bad data\nfeed0.example\nfeed1.example\nfeed2.example\nfeed3.example\nfeed4.example\nfeed5.example\nfeed6.example\nfeed7.example\nfeed8.example\nfeed9.example\nfeed10.example\nfeed11.example\nfeed12.example\nfeed13.example\nfeed14.example\nfeed15.example\nfeed16.example\nfeed17.example\nfeed18.example\nfeed19.example\ngoogle.com\ntongdai111.vn\n";
+
+/// The base config with the gambling category also subscribed to `feed`
+/// and `missing`, and to `slow` when `with_slow`.
+fn subscribed_config(addr: SocketAddr, with_slow: bool) -> String {
+    let mut lists = format!(
+        "\"lists/gambling.txt\", {{ url = \"http://{addr}/feed.txt\", name = \"feed\", format = \"plain\" }}, {{ url = \"http://{addr}/missing.txt\", name = \"missing\", format = \"plain\" }}"
+    );
+    if with_slow {
+        lists.push_str(&format!(
+            ", {{ url = \"http://{addr}/slow.txt\", name = \"slow\", format = \"plain\" }}"
+        ));
+    }
+    config()
+        .replace(
+            "lists = [\"lists/gambling.txt\"]",
+            &format!("lists = [{lists}]"),
+        )
+        .replace("[reload]", "[lists]\ntimeout_secs = 120\n[reload]")
+}
+
+/// `GET /api/v1/categories` until `done` holds for it (10 s at most).
+async fn categories_until(server: &TestServer, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) = server.api_get("/api/v1/categories").await;
+        assert_eq!(status, 200, "{body}");
+        let json: Value = serde_json::from_str(&body).unwrap();
+        if done(&json) {
+            return json;
+        }
+        assert!(Instant::now() < deadline, "not reached within 10 s: {json}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The list `name` in a `/api/v1/categories` answer.
+fn list_named(categories: &Value, name: &str) -> Value {
+    categories["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["lists"].as_array().unwrap())
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("no list {name} in {categories}"))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_categories_api_shows_each_lists_state_and_the_lines_ignored_for_protected_names() {
+    let addr = list_server(Arc::new(tokio::sync::Semaphore::new(0))).await;
+    let upstream = TestUpstream::builder()
+        .a("google.com", "192.0.2.8".parse().unwrap())
+        .start()
+        .await;
+    let server = TestServer::start(&subscribed_config(addr, false), Some(upstream)).await;
+    // Ready and in force (the reload after the download), and failed.
+    let json = categories_until(&server, |j| {
+        let feed = list_named(j, "feed");
+        feed["state"] == "ready"
+            && feed["entries"].is_u64()
+            && list_named(j, "missing")["state"] == "failed"
+    })
+    .await;
+
+    let feed = list_named(&json, "feed");
+    assert_eq!(feed["state_label"], "đã tải / ready", "{feed}");
+    assert_eq!(feed["source"], format!("http://{addr}/feed.txt"));
+    assert!(
+        feed["list"].as_str().unwrap().starts_with("feed"),
+        "the existing fields stay: {feed}"
+    );
+    // Entries are the names the list gives, two of them ignored.
+    assert_eq!(feed["entries"], 22, "{feed}");
+    assert_eq!(feed["downloaded_entries"], 22, "{feed}");
+    assert_eq!(feed["bytes"], FEED.len(), "{feed}");
+    assert!(feed["last_download"].is_i64(), "{feed}");
+    assert_eq!(feed["last_error"], Value::Null);
+    assert_eq!(feed["downloading_since"], Value::Null);
+    assert_eq!(feed["protected_ignored"], 2, "{feed}");
+    let samples = feed["protected_samples"].as_array().unwrap();
+    let google = samples
+        .iter()
+        .find(|s| s["entry"] == "google.com")
+        .unwrap_or_else(|| panic!("google.com is a sample: {feed}"));
+    assert_eq!(google["line"], 22, "{google}");
+    assert!(
+        google["protected"]
+            .as_str()
+            .unwrap()
+            .ends_with("google.com"),
+        "the protected name it would block: {google}"
+    );
+    assert!(
+        samples.iter().any(|s| s["entry"] == "tongdai111.vn"),
+        "{feed}"
+    );
+
+    // openapi.json documents exactly these fields.
+    let (_, _, doc) = call(
+        server.running.management_addr,
+        "GET",
+        "/api/v1/openapi.json",
+        None,
+        &[],
+        "",
+    )
+    .await;
+    let documented = |schema: &str| {
+        let mut keys: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let served = |object: &Value| {
+        let mut keys: Vec<String> = object.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(served(&feed), documented("CategoryList"));
+    assert_eq!(served(google), documented("IgnoredLine"));
+
+    let missing = list_named(&json, "missing");
+    assert_eq!(missing["state_label"], "lỗi / failed");
+    assert!(
+        missing["last_error"].as_str().unwrap().contains("404"),
+        "{missing}"
+    );
+    assert_eq!(missing["entries"], Value::Null);
+    assert_eq!(missing["bytes"], Value::Null);
+    assert_eq!(missing["protected_ignored"], 0);
+
+    let local = list_named(&json, "lists/gambling.txt");
+    assert_eq!(local["state"], "local", "{local}");
+    assert_eq!(local["source"], Value::Null);
+    assert_eq!(local["entries"], 2);
+    let gambling = json["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "gambling")
+        .unwrap();
+    assert_eq!(gambling["entries"], 24, "the local list and feed");
+    assert_eq!(served(gambling), documented("Category"));
+
+    // What the API says is what filtering does.
+    let blocked = server.query("feed7.example.", RecordType::A).await;
+    assert_eq!(a_records(&blocked), vec!["10.99.0.1"]);
+    let google = server.query("google.com.", RecordType::A).await;
+    assert_eq!(a_records(&google), vec!["192.0.2.8"], "protected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_chromium_shows_the_lists_state_and_refreshes_while_one_downloads() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let addr = list_server(gate.clone()).await;
+    let server = TestServer::start(&subscribed_config(addr, true), None).await;
+    let api = server.running.management_addr;
+    let office = server.token("office");
+
+    let browser = console_signed_in(api, &office).await;
+    let label = browser
+        .eval("return document.querySelector('button[data-tab=sources]').textContent;")
+        .await;
+    assert_eq!(label, json!("Danh sách"));
+    browser.click("button[data-tab=\"sources\"]").await;
+
+    // `slow` is held by the list server: shown as downloading while the
+    // other two finish, with no click (the view refreshes itself).
+    browser
+        .find("tr[data-list=\"slow\"][data-state=\"downloading\"]")
+        .await;
+    browser
+        .find("tr[data-list=\"feed\"][data-state=\"ready\"]")
+        .await;
+    browser
+        .find("tr[data-list=\"missing\"][data-state=\"failed\"]")
+        .await;
+    let row = |name: &str| {
+        format!("return document.querySelector('tr[data-list=\"{name}\"]').textContent;")
+    };
+    let feed = browser.eval(&row("feed")).await;
+    let feed = feed.as_str().unwrap();
+    assert!(feed.contains("đã tải"), "{feed}");
+    assert!(feed.contains("20"), "entries: {feed}");
+    assert!(
+        feed.contains("2 dòng bị bỏ qua vì chặn tên được bảo vệ"),
+        "{feed}"
+    );
+    let missing = browser.eval(&row("missing")).await;
+    let missing = missing.as_str().unwrap();
+    assert!(
+        missing.contains("lỗi") && missing.contains("404"),
+        "{missing}"
+    );
+    let slow = browser.eval(&row("slow")).await;
+    assert!(slow.as_str().unwrap().contains("đang tải"), "{slow}");
+    let summary = browser
+        .eval("return document.getElementById('sources-summary').textContent;")
+        .await;
+    assert_eq!(
+        summary,
+        json!("1/3 danh sách tải về đã sẵn sàng; đang tải: 1; lỗi: 1")
+    );
+    let badge = browser
+        .eval("return getComputedStyle(document.querySelector('tr[data-list=\"missing\"] .badge')).backgroundColor;")
+        .await;
+    assert_eq!(badge, json!("rgb(251, 228, 226)"), "failed is red");
+
+    // The ignored lines open onto their samples.
+    browser
+        .click("tr[data-list=\"feed\"] details summary")
+        .await;
+    let sample = browser
+        .eval("const d = document.querySelector('tr[data-list=\"feed\"] details'); return [d.open, d.querySelector('li').getClientRects().length > 0, d.querySelector('li').textContent];")
+        .await;
+    assert!(sample[0] == true && sample[1] == true, "shown: {sample}");
+    let sample = sample[2].as_str().unwrap();
+    assert!(
+        sample.starts_with("dòng 22: google.com (bảo vệ: ") && sample.ends_with("google.com)"),
+        "{sample}"
+    );
+
+    // The download finishes: the view follows by itself.
+    gate.add_permits(10);
+    browser
+        .find("tr[data-list=\"slow\"][data-state=\"ready\"]")
+        .await;
+    let open = browser
+        .eval("return document.querySelector('tr[data-list=\"feed\"] details').open;")
+        .await;
+    assert_eq!(open, json!(true), "a refresh keeps the samples open");
+    let summary = browser
+        .eval("return document.getElementById('sources-summary').textContent;")
+        .await;
+    assert_eq!(
+        summary,
+        json!("2/3 danh sách tải về đã sẵn sàng; đang tải: 0; lỗi: 1")
+    );
+
+    // For the reviewer's eye (docs/administration.md).
+    let png = browser.cmd("GET", "/screenshot", Value::Null).await;
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(
+        target.join("console-lists-screenshot.png"),
+        base64_decode(png.as_str().unwrap()),
+    )
+    .unwrap();
+
+    // English on demand.
+    browser.click("#lang").await;
+    browser.find("tr[data-list=\"feed\"] details summary").await;
+    let feed = browser.eval(&row("feed")).await;
+    assert!(
+        feed.as_str()
+            .unwrap()
+            .contains("2 lines ignored for protected names"),
+        "{feed}"
+    );
 }

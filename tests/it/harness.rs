@@ -210,6 +210,15 @@ pub fn fast_path_override() -> Option<bool> {
     }
 }
 
+/// Serves `app` over HTTP on a free loopback port (a list source, a
+/// mirror) for the rest of the test.
+pub async fn serve_http(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -589,6 +598,17 @@ impl ChromeDriver {
             assert!(Instant::now() < deadline, "no element {css} within 10 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Clicks the first match of a CSS selector, waiting for it up to 10 s.
+    pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.cmd(
+            "POST",
+            &format!("/element/{element}/click"),
+            serde_json::json!({}),
+        )
+        .await;
     }
 
     /// Runs JavaScript in the page and returns its result.

@@ -25,6 +25,14 @@ const STRINGS = {
     who: "Người thực hiện", when: "Thời điểm", action: "Hành động", subject: "Đối tượng",
     before: "Trước", after: "Sau", blocked: "BỊ CHẶN", allowed: "ĐƯỢC PHÉP", safe_search: "TÌM KIẾM AN TOÀN",
     end: "Kết thúc", status: "Trạng thái", school_deny: "Trường chặn", school_allow: "Trường cho phép",
+    tab_sources: "Danh sách", sources_title: "Danh sách của từng danh mục",
+    sources_help: "Danh sách tải về được cập nhật tự động. Dòng nào chặn một tên được bảo vệ (trang học tập, dịch vụ hệ thống) thì bị bỏ qua.",
+    list: "Danh sách", entries: "Số tên miền", bytes: "Dung lượng", last_download: "Tải lần cuối", last_error: "Lỗi gần nhất",
+    protected: "Bỏ qua (tên được bảo vệ)", state_local: "tệp cục bộ", state_pending: "chờ tải", state_downloading: "đang tải",
+    state_ready: "đã tải", state_stale: "bản cũ", state_failed: "lỗi", since: "từ",
+    sources_summary: "{ready}/{total} danh sách tải về đã sẵn sàng; đang tải: {running}; lỗi: {failed}",
+    ignored_lines: "{n} dòng bị bỏ qua vì chặn tên được bảo vệ", ignored_line: "dòng {line}: {entry} (bảo vệ: {protected})",
+    ignored_more: "… và {n} dòng nữa (chỉ giữ {kept} dòng đầu)",
   },
   en: {
     title: "DNS filter administration", signout: "Sign out", signin_title: "Sign in",
@@ -46,11 +54,21 @@ const STRINGS = {
     who: "Who", when: "When", action: "Action", subject: "Subject",
     before: "Before", after: "After", blocked: "BLOCKED", allowed: "ALLOWED", safe_search: "SAFE SEARCH",
     end: "End", status: "Status", school_deny: "School deny list", school_allow: "School allow list",
+    tab_sources: "Lists", sources_title: "Each category's lists",
+    sources_help: "Downloaded lists update by themselves. A line that would block a protected name (school work, system services) is ignored.",
+    list: "List", entries: "Entries", bytes: "Size", last_download: "Last download", last_error: "Last error",
+    protected: "Ignored (protected names)", state_local: "local file", state_pending: "pending", state_downloading: "downloading",
+    state_ready: "ready", state_stale: "previous copy", state_failed: "failed", since: "since",
+    sources_summary: "{ready}/{total} downloaded lists ready; downloads running: {running}; failed: {failed}",
+    ignored_lines: "{n} lines ignored for protected names", ignored_line: "line {line}: {entry} (protected: {protected})",
+    ignored_more: "… and {n} more (the first {kept} are kept)",
   },
 };
 
 let lang = localStorage.getItem("edudns-lang") === "en" ? "en" : "vi";
 const t = (key) => STRINGS[lang][key] || key;
+// A string with {name} placeholders filled from `values`.
+const tf = (key, values) => t(key).replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
 const $ = (id) => document.getElementById(id);
 const state = { token: sessionStorage.getItem("edudns-token") || "", who: null, etag: "", bands: [], categories: [], schools: [] };
 
@@ -144,7 +162,7 @@ function fill(select, options) {
 
 // ---- Tabs ----
 
-const loaders = { policy: renderGrid, lists: loadLists, reviews: loadReviews, allowances: loadAllowances, tester: () => {}, audit: loadAudit };
+const loaders = { policy: renderGrid, lists: loadLists, sources: loadSources, reviews: loadReviews, allowances: loadAllowances, tester: () => {}, audit: loadAudit };
 
 function showTab(name) {
   for (const button of document.querySelectorAll("nav button")) button.setAttribute("aria-selected", String(button.dataset.tab === name));
@@ -230,6 +248,75 @@ async function saveSchool(id, kind, values) {
 function report(result) {
   if (result.ok) { say(t("saved"), "ok"); state.etag = result.etag || state.etag; }
   else say(errorText(result), "error");
+}
+
+// ---- Lists of each category: download state ----
+
+// While a list is pending or downloading the view refreshes itself.
+const SOURCES_REFRESH_MS = 3000;
+let sourcesTimer = 0;
+
+async function loadSources() {
+  clearTimeout(sourcesTimer);
+  const result = await api("GET", "/categories");
+  if (!result.ok) { say(errorText(result), "error"); return; }
+  const lists = result.data.categories.flatMap((c) => c.lists);
+  const subscribed = lists.filter((l) => l.state !== "local");
+  const count = (state) => subscribed.filter((l) => l.state === state).length;
+  $("sources-summary").textContent = tf("sources_summary",
+    { ready: count("ready"), total: subscribed.length, running: count("downloading"), failed: count("failed") });
+  // A refresh keeps open the ignored-line lists the reader opened.
+  const open = new Set([...document.querySelectorAll("#sources tr[data-list]")]
+    .filter((row) => row.querySelector("details[open]")).map((row) => row.closest("[data-category]").dataset.category + "/" + row.dataset.list));
+  $("sources").replaceChildren(...result.data.categories.map((c) => renderCategoryLists(c, open)));
+  if (lists.some((l) => l.state === "pending" || l.state === "downloading")) {
+    sourcesTimer = setTimeout(() => { if (!$("tab-sources").hidden) loadSources(); }, SOURCES_REFRESH_MS);
+  }
+}
+
+function renderCategoryLists(category, open) {
+  const head = el("tr", {}, ...["list", "status", "entries", "bytes", "last_download", "last_error", "protected"].map((k) => el("th", { text: t(k) })));
+  const rows = category.lists.map((l) => {
+    const entries = l.entries ?? l.downloaded_entries;
+    let state = t("state_" + l.state);
+    if (state === "state_" + l.state) state = l.state_label;
+    if (l.state === "downloading" && l.downloading_since) state += " (" + t("since") + " " + time(l.downloading_since, true) + ")";
+    return el("tr", { "data-list": l.name, "data-state": l.state },
+      el("td", { text: l.name, title: l.source || l.list }),
+      el("td", {}, el("span", { class: "badge state-" + l.state, text: state })),
+      el("td", { class: "num", text: entries == null ? "-" : entries.toLocaleString(lang) }),
+      el("td", { class: "num", text: size(l.bytes), title: l.bytes == null ? "" : l.bytes + " B" }),
+      el("td", { text: l.last_download ? time(l.last_download) : "-" }),
+      el("td", { class: "error", text: l.last_error || "" }),
+      el("td", { class: "protected" }, ignored(l, open.has(category.id + "/" + l.name))));
+  });
+  return el("div", { "data-category": category.id },
+    el("h3", { text: category.name + " (" + category.id + ")" }),
+    el("div", { class: "scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows))));
+}
+
+// "N lines ignored for protected names", opening onto the kept samples.
+function ignored(list, open) {
+  if (!list.protected_ignored) return "0";
+  const samples = list.protected_samples.map((s) => el("li", { text: tf("ignored_line", s) }));
+  const more = list.protected_ignored - list.protected_samples.length;
+  if (more > 0) samples.push(el("li", { text: tf("ignored_more", { n: more, kept: list.protected_samples.length }) }));
+  const details = el("details", {}, el("summary", { text: tf("ignored_lines", { n: list.protected_ignored }) }), el("ul", {}, ...samples));
+  details.open = open;
+  return details;
+}
+
+function time(seconds, short) {
+  const date = new Date(seconds * 1000);
+  return short ? date.toLocaleTimeString(lang) : date.toLocaleString(lang);
+}
+
+function size(bytes) {
+  if (bytes == null) return "-";
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let value = bytes, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return (unit ? value.toFixed(1) : String(value)) + " " + units[unit];
 }
 
 // ---- Reviews ----
