@@ -461,7 +461,8 @@ fn build_with(
             }
             let summary = super::cache::ListSummary {
                 format: summary.format,
-                entries: summary.entries,
+                // The rules in force: protection's ignored lines are not.
+                entries: summary.entries - ignored.count,
                 allow_entries: summary.allow_entries,
                 skipped: summary.skipped,
                 protected_ignored: ignored.count,

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 12] = b"EDUDNS-LISTS";
 /// The file's own layout (the trie inside has `FORMAT_VERSION`, in the key).
-const FILE_VERSION: u32 = 3;
+const FILE_VERSION: u32 = 4;
 
 /// What one list contributed (the rest of a `LoadedList` comes from the config).
 #[derive(Debug, Clone, PartialEq, Eq)]
