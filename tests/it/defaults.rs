@@ -208,7 +208,6 @@ fn name_only_this_source_blocks(source: &DefaultSource, floor: &[String]) -> Str
             || e.action != edudns::lists::RuleAction::Block
             || !name.contains('.')
             || protected.blocked_by_entry(name).is_some()
-            || protected.protecting(name).is_some()
             || floor.iter().any(|rule| covered(name, rule))
             || allowed.iter().any(|rule| covered(name, rule))
         {
