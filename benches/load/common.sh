@@ -4,30 +4,11 @@
 # Sets: root, data, work, pid (edudns), rss().
 # Ports: DNS_PORT (default 5388), UPSTREAM_PORT (5389): not those of
 # reload.sh/compare.sh, so the scripts can share a machine.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-root=$(pwd)
-data="$root/../shared/data"
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 dns_port=${DNS_PORT:-5388}
 upstream_port=${UPSTREAM_PORT:-5389}
-for tool in dnsperf unbound; do
-  command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf unbound >/dev/null; break; }
-done
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cat > "$work/unbound.conf" <<UNBOUND
-server:
-  interface: 127.0.0.1@$upstream_port
-  do-daemonize: no
-  use-syslog: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  num-threads: 1
-  access-control: 127.0.0.0/8 allow
-  so-rcvbuf: 4m
+{ unbound_head "$upstream_port"; cat <<UNBOUND; } > "$work/unbound.conf"
   local-zone: "." redirect
   local-data: ". 300 IN A 192.0.2.1"
 UNBOUND

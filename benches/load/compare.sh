@@ -6,18 +6,9 @@
 # the ratio is reported per round and as the median; so is p99 latency at
 # 20k qps. About 7 minutes.
 #   bash benches/load/compare.sh          [SECONDS_RUN=10 ROUNDS=3]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$(pwd)
-data="$root/../shared/data"
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 seconds=${SECONDS_RUN:-10}
 rounds=${ROUNDS:-3}
-for tool in dnsperf unbound; do
-  command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf unbound >/dev/null; break; }
-done
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # The blocklist: every listed name of the real lists, deduplicated.
 python3 - "$data" "$work/domains.txt" <<'PY'
@@ -46,16 +37,7 @@ PY
 # 500 queries outstanding the default 208 KiB receive buffer overflows
 # (RcvbufErrors in /proc/net/snmp), which showed as SERVFAIL for whichever
 # server was measured; both Unbounds get the 4 MiB edudns's listener asks for.
-cat > "$work/upstream.conf" <<UNBOUND
-server:
-  interface: 127.0.0.1@5399
-  do-daemonize: no
-  use-syslog: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  access-control: 127.0.0.0/8 allow
-  so-rcvbuf: 4m
+{ unbound_head 5399; cat <<UNBOUND; } > "$work/upstream.conf"
   local-zone: "." redirect
   local-data: ". 300 IN A 192.0.2.1"
 UNBOUND
@@ -63,16 +45,7 @@ taskset -c 1 unbound -c "$work/upstream.conf" 2>"$work/upstream.log" &
 
 # Unbound as the filter: one local-zone per blocked domain, forwarding the rest.
 {
-  echo 'server:'
-  echo '  interface: 127.0.0.1@5397'
-  echo '  do-daemonize: no'
-  echo '  use-syslog: no'
-  echo '  chroot: ""'
-  echo '  username: ""'
-  echo '  pidfile: ""'
-  echo '  num-threads: 1'
-  echo '  access-control: 127.0.0.0/8 allow'
-  echo '  so-rcvbuf: 4m'
+  unbound_head 5397
   echo '  do-not-query-localhost: no'
   echo '  msg-cache-size: 64m'
   echo '  rrset-cache-size: 128m'

@@ -3,31 +3,13 @@
 # queries (target: zero) and reports load time and memory.
 # Loopback only; bounded (about a minute). Not part of CI.
 #   bash benches/load/reload.sh            [SECONDS=20 RATE=20000 RELOADS=3]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$(pwd)
-data="$root/../shared/data"
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 seconds=${SECONDS_RUN:-20}
 rate=${RATE:-20000}
 reloads=${RELOADS:-3}
-for tool in dnsperf unbound; do
-  command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf unbound >/dev/null; break; }
-done
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # A wildcard upstream on loopback: unbound answering every name with 192.0.2.1.
-cat > "$work/unbound.conf" <<UNBOUND
-server:
-  interface: 127.0.0.1@5399
-  do-daemonize: no
-  use-syslog: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  access-control: 127.0.0.0/8 allow
-  so-rcvbuf: 4m
+{ unbound_head 5399; cat <<UNBOUND; } > "$work/unbound.conf"
   local-zone: "." redirect
   local-data: ". 300 IN A 192.0.2.1"
 UNBOUND

@@ -211,6 +211,7 @@ pub struct RawUpstream {
     pub cache_size: Option<Spanned<i64>>,
     /// 0x20: random letter case in upstream questions (default true).
     pub case_randomization: Option<bool>,
+    pub max_lookups_per_client: Option<Spanned<i64>>,
 }
 
 /// `[blocking]`: how blocked names are answered.

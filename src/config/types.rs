@@ -149,6 +149,9 @@ pub struct UpstreamConfig {
     /// letter case and a reply must echo it, else it is treated as forged
     /// and the question is asked again over TCP.
     pub case_randomization: bool,
+    /// Upstream lookups one client network (IPv4 /24, IPv6 /56) may have
+    /// in flight, and as many waiting; 0 = no share.
+    pub max_lookups_per_client: usize,
 }
 
 /// How a blocked A/AAAA question is answered.

@@ -513,6 +513,11 @@ impl Checker {
                 DEFAULT_CACHE_SIZE as u64,
             ) as usize,
             case_randomization: raw.case_randomization.unwrap_or(true),
+            max_lookups_per_client: self.non_negative_or(
+                "upstream.max_lookups_per_client",
+                raw.max_lookups_per_client,
+                crate::dns::flood::DEFAULT_CLIENT_SHARE as u64,
+            ) as usize,
         }
     }
 

@@ -14,6 +14,9 @@ pub const MAX_UDP_EDNS: u16 = 1232;
 pub const MAX_UDP_PLAIN: u16 = 512;
 /// EDNS option code of Extended DNS Errors (RFC 8914).
 pub const EDE_OPTION: u16 = 15;
+/// EDE info-code "Other": the text says why (a lookup the flood guard or
+/// the client's share refused, docs/reliability.md).
+pub const EDE_OTHER: u16 = 0;
 /// EDE info-code "Blocked".
 pub const EDE_BLOCKED: u16 = 15;
 

@@ -23,7 +23,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::debug;
@@ -51,6 +51,8 @@ pub struct ForwardJob {
     raw: Option<Box<[u8]>>,
     limit: usize,
     client: Client,
+    /// The asking address: its network's share of upstream lookups applies.
+    source: IpAddr,
     snapshot: Arc<Snapshot>,
     /// Safe search: resolve this name instead and answer with a CNAME to it.
     rewrite: Option<Name>,
@@ -191,6 +193,7 @@ impl Handler {
                     request,
                     limit,
                     client,
+                    source: src.ip(),
                     snapshot: self.snapshot.load_full(),
                     rewrite,
                     received,
@@ -380,14 +383,19 @@ impl Handler {
         let counters = &job.snapshot.counters;
         let upstream = self.upstream.load_full();
         let asked = job.rewrite.as_ref().unwrap_or(&query.name);
-        let resolved = upstream.resolve(asked, query.query_type).await;
+        let resolved = upstream
+            .resolve_for(asked, query.query_type, Some(job.source))
+            .await;
         if resolved.from_cache {
             counters.cache_hit(job.client);
         }
         if let Some(elapsed) = resolved.upstream_time {
             self.stats.upstream_duration.observe(elapsed.as_secs_f64());
         }
-        let response = self.compose(job, query, resolved.answer.as_ref());
+        let mut response = self.compose(job, query, resolved.answer.as_ref());
+        if let Some(refused) = &resolved.refused {
+            answer::add_extended_error(&mut response, answer::EDE_OTHER, &refused.text());
+        }
         (response, (!resolved.stale).then_some(resolved.answer))
     }
 

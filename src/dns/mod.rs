@@ -5,6 +5,7 @@ pub mod answer;
 mod batch;
 pub mod counters;
 pub mod fast;
+pub mod flood;
 pub mod forward;
 pub mod handler;
 pub mod ratelimit;

@@ -6,6 +6,7 @@
 //! for `(name, type)` goes upstream and every identical one asked before it
 //! returns waits for that one answer instead of sending its own.
 
+use super::flood::{FloodGuard, Outcome, Refusal};
 use super::forward::Forwarder;
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use dashmap::DashMap;
@@ -13,6 +14,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -53,6 +55,9 @@ pub struct Resolved {
     pub upstream_time: Option<Duration>,
     /// An expired answer served because the upstream failed (RFC 8767).
     pub stale: bool,
+    /// The lookup did not start (flood limit, client share): the answer is
+    /// a failure, not cached, and the client is told why (EDE).
+    pub refused: Option<Refusal>,
 }
 
 /// Answers of at most this TTL are cached for negative answers without SOA.
@@ -66,59 +71,12 @@ pub struct Upstream {
     /// per-school cache-hit counters need, which hickory's internal cache
     /// does not tell.
     cache: Option<quick_cache::sync::Cache<Key, Arc<Cached>>>,
-    /// Upstream lookups in flight per parent domain (random-subdomain floods).
-    per_domain: DashMap<u64, usize>,
+    /// Flood detection per parent domain and each client network's share.
+    flood: Arc<FloodGuard>,
     config: UpstreamConfig,
     /// Unix time in ms of the last answer an upstream gave (0 = none yet):
     /// what `/readyz` reads before it sends a probe of its own.
     last_answer_ms: Arc<AtomicU64>,
-}
-
-/// Upstream lookups at once under one parent domain; beyond this a
-/// random-subdomain flood gets SERVFAIL instead of hammering the upstream.
-pub const MAX_IN_FLIGHT_PER_DOMAIN: usize = 32;
-
-/// The last two labels of a name (`a.b.example.com.` → `example.com`), the
-/// unit a random-subdomain flood is counted by, as a hash of their
-/// lowercase bytes: no allocation per lookup. (A collision merely makes
-/// two domains share one cap.)
-fn parent_domain(name: &Name) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = PARENT_HASH.build_hasher();
-    for label in last_two_labels(name) {
-        hasher.write_usize(label.len());
-        for b in label {
-            hasher.write_u8(b.to_ascii_lowercase());
-        }
-    }
-    hasher.finish()
-}
-
-/// The last two labels of `name` (fewer for a shorter name).
-fn last_two_labels(name: &Name) -> impl Iterator<Item = &[u8]> {
-    name.iter()
-        .skip((name.num_labels() as usize).saturating_sub(2))
-}
-
-/// Keyed once per process, so the buckets cannot be aimed at from outside.
-static PARENT_HASH: std::sync::LazyLock<std::collections::hash_map::RandomState> =
-    std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
-
-/// Releases a per-domain slot.
-struct DomainSlot<'a> {
-    table: &'a DashMap<u64, usize>,
-    domain: u64,
-}
-
-impl Drop for DomainSlot<'_> {
-    fn drop(&mut self) {
-        if let dashmap::Entry::Occupied(mut entry) = self.table.entry(self.domain) {
-            *entry.get_mut() -= 1;
-            if *entry.get() == 0 {
-                entry.remove();
-            }
-        }
-    }
 }
 
 /// Removes the in-flight entry even if the leading query is cancelled.
@@ -137,21 +95,26 @@ impl Drop for InFlightGuard<'_> {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Self, std::io::Error> {
-        Self::with_rejected_counter(config, Arc::default())
+        Self::with_counters(config, Arc::default(), Arc::default())
     }
 
-    /// An upstream built on reload: the count of refused replies goes on
-    /// from `previous`'s (the metric is a counter).
+    /// An upstream built on reload: the counts of refused replies and
+    /// lookups go on from `previous`'s (the metrics are counters).
     pub fn succeeding(
         config: &UpstreamConfig,
         previous: &Upstream,
     ) -> Result<Self, std::io::Error> {
-        Self::with_rejected_counter(config, previous.forwarder.rejected_counter().clone())
+        Self::with_counters(
+            config,
+            previous.forwarder.rejected_counter().clone(),
+            previous.flood.refused_counters().clone(),
+        )
     }
 
-    fn with_rejected_counter(
+    fn with_counters(
         config: &UpstreamConfig,
         rejected: Arc<AtomicU64>,
+        refused: Arc<[AtomicU64; 3]>,
     ) -> Result<Self, std::io::Error> {
         let forwarder = Forwarder::new(
             &config.servers,
@@ -165,7 +128,7 @@ impl Upstream {
             in_flight: DashMap::new(),
             cache: (config.cache_size > 0)
                 .then(|| quick_cache::sync::Cache::new(config.cache_size)),
-            per_domain: DashMap::new(),
+            flood: Arc::new(FloodGuard::new(config.max_lookups_per_client, refused)),
             config: config.clone(),
             last_answer_ms: Arc::new(AtomicU64::new(0)),
         })
@@ -186,6 +149,17 @@ impl Upstream {
     /// Failures themselves are remembered for 5 s so a dead upstream is not
     /// asked again for every query.
     pub async fn resolve(self: &Arc<Self>, name: &Name, record_type: RecordType) -> Resolved {
+        self.resolve_for(name, record_type, None).await
+    }
+
+    /// [`Upstream::resolve`] for a client: its network's share of lookups
+    /// in flight applies (`upstream.max_lookups_per_client`).
+    pub async fn resolve_for(
+        self: &Arc<Self>,
+        name: &Name,
+        record_type: RecordType,
+        client: Option<IpAddr>,
+    ) -> Resolved {
         let key = (name.to_lowercase(), record_type);
         let stale = match self.cached(&key) {
             Lookup::Fresh(answer) => {
@@ -194,27 +168,33 @@ impl Upstream {
                     from_cache: true,
                     upstream_time: None,
                     stale: false,
+                    refused: None,
                 };
             }
             Lookup::Stale(answer) => Some(answer),
             Lookup::Miss => None,
         };
         let started = Instant::now();
-        let answer = match stale {
-            None => self.resolve_upstream(key.clone(), record_type).await,
+        let (answer, refused) = match stale {
+            None => {
+                self.resolve_upstream(key.clone(), record_type, client)
+                    .await
+            }
             Some(stale) => {
                 let this = self.clone();
                 let refresh_key = key.clone();
                 let mut refresh = tokio::spawn(async move {
-                    let answer = this
-                        .resolve_upstream(refresh_key.clone(), record_type)
+                    let (answer, refused) = this
+                        .resolve_upstream(refresh_key.clone(), record_type, client)
                         .await;
-                    this.store(refresh_key, &answer);
+                    if refused.is_none() {
+                        this.store(refresh_key, &answer);
+                    }
                     answer
                 });
                 match tokio::time::timeout(STALE_ANSWER_AFTER, &mut refresh).await {
                     Ok(Ok(answer)) if !matches!(answer.as_ref(), UpstreamAnswer::Failed { .. }) => {
-                        answer
+                        (answer, None)
                     }
                     _ => {
                         return Resolved {
@@ -222,18 +202,22 @@ impl Upstream {
                             from_cache: true,
                             upstream_time: None,
                             stale: true,
+                            refused: None,
                         };
                     }
                 }
             }
         };
         let elapsed = started.elapsed();
-        self.store(key, &answer);
+        if refused.is_none() {
+            self.store(key, &answer);
+        }
         Resolved {
             answer,
             from_cache: false,
-            upstream_time: Some(elapsed),
+            upstream_time: refused.is_none().then_some(elapsed),
             stale: false,
+            refused,
         }
     }
 
@@ -305,30 +289,38 @@ impl Upstream {
         })))
     }
 
-    async fn resolve_upstream(&self, key: Key, record_type: RecordType) -> Arc<UpstreamAnswer> {
-        let (pending, _guard, _slot) = match self.in_flight.entry(key.clone()) {
-            dashmap::Entry::Occupied(entry) => (entry.get().clone(), None, None),
-            dashmap::Entry::Vacant(entry) => {
-                let domain = parent_domain(&key.0);
-                {
-                    let mut count = self.per_domain.entry(domain).or_insert(0);
-                    if *count >= MAX_IN_FLIGHT_PER_DOMAIN {
-                        let under: Vec<String> = last_two_labels(&key.0)
-                            .map(|l| String::from_utf8_lossy(l).into_owned())
-                            .collect();
-                        return Arc::new(UpstreamAnswer::Failed {
-                            reason: format!(
-                                "more than {MAX_IN_FLIGHT_PER_DOMAIN} lookups under {} at once",
-                                under.join(".")
-                            ),
-                        });
-                    }
-                    *count += 1;
-                }
-                let slot = DomainSlot {
-                    table: &self.per_domain,
-                    domain,
+    /// The upstream's answer, sharing one lookup among identical questions
+    /// in flight; a new lookup starts only when the flood guard admits it.
+    async fn resolve_upstream(
+        &self,
+        key: Key,
+        record_type: RecordType,
+        client: Option<IpAddr>,
+    ) -> (Arc<UpstreamAnswer>, Option<Refusal>) {
+        let joined = self.in_flight.get(&key).map(|pending| pending.clone());
+        if let Some(pending) = joined {
+            return (pending.await, None);
+        }
+        let deadline = Instant::now() + self.config.timeout;
+        let admission = match self.flood.admit(&key.0, client, deadline).await {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                let answer = UpstreamAnswer::Failed {
+                    reason: refusal.text(),
                 };
+                return (Arc::new(answer), Some(refusal));
+            }
+        };
+        let future = match self.in_flight.entry(key.clone()) {
+            // Another lookup of the same question started while this one
+            // waited for its slot: join it and give the slot back.
+            dashmap::Entry::Occupied(entry) => {
+                let pending = entry.get().clone();
+                drop(entry);
+                drop(admission);
+                return (pending.await, None);
+            }
+            dashmap::Entry::Vacant(entry) => {
                 let forwarder = self.forwarder.clone();
                 let name = key.0.clone();
                 let last_answer = self.last_answer_ms.clone();
@@ -339,19 +331,30 @@ impl Upstream {
                     if !matches!(answer, UpstreamAnswer::Failed { .. }) {
                         last_answer.store(unix_ms(), Ordering::Relaxed);
                     }
+                    admission.finish(flood_outcome(&answer));
                     Arc::new(answer)
                 }
                 .boxed()
                 .shared();
                 entry.insert(future.clone());
-                let guard = InFlightGuard {
-                    table: &self.in_flight,
-                    key: Some(key),
-                };
-                (future, Some(guard), Some(slot))
+                future
             }
         };
-        pending.await
+        let _guard = InFlightGuard {
+            table: &self.in_flight,
+            key: Some(key),
+        };
+        (future.await, None)
+    }
+
+    /// Lookups the flood guard refused, by reason (for the metrics).
+    pub fn refused_lookups(&self) -> [(&'static str, u64); 3] {
+        self.flood.refused()
+    }
+
+    /// Parent domains whose lookups are limited right now.
+    pub fn limited_parents(&self) -> usize {
+        self.flood.limited_parents()
     }
 
     /// Drops a cached answer (the fuzz target keeps its cache empty).
@@ -469,6 +472,18 @@ pub(crate) fn servable(records: &[Record]) -> Vec<Record> {
         .filter(|r| !matches!(r.data, hickory_proto::rr::RData::Update0(_)))
         .cloned()
         .collect()
+}
+
+/// What an answer tells the flood signal.
+fn flood_outcome(answer: &UpstreamAnswer) -> Outcome {
+    match answer {
+        UpstreamAnswer::Records { .. } => Outcome::Good,
+        UpstreamAnswer::Negative { code, .. } if *code == ResponseCode::NoError => Outcome::Good,
+        UpstreamAnswer::Negative { code, .. } if *code == ResponseCode::NXDomain => {
+            Outcome::NxDomain
+        }
+        UpstreamAnswer::Negative { .. } | UpstreamAnswer::Failed { .. } => Outcome::Failed,
+    }
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).

@@ -203,6 +203,8 @@ pub struct Stats {
     packets: IntCounterVec,
     in_flight: IntGauge,
     in_flight_peak: IntGauge,
+    upstream_refused: IntCounterVec,
+    limited_domains: IntGauge,
     /// Every query counter handed out, for the durable flusher.
     handles: Mutex<HashMap<CounterKey, IntCounter>>,
     /// Top-k sketches by school id (kept across reloads).
@@ -460,7 +462,18 @@ impl Stats {
             "Most forwarded queries answered at once since the start.",
         )
         .expect("valid");
-        for gauge in [&in_flight, &in_flight_peak] {
+        let upstream_refused = counter_vec(
+            &registry,
+            "edudns_upstream_refused_total",
+            "Lookups answered SERVFAIL (with an Extended DNS Error) without asking the upstream: flood = under a domain whose upstream answers are mostly NXDOMAIN or failures, client_share = the client network's share in flight and waiting, waited = no slot before the deadline.",
+            &["reason"],
+        );
+        let limited_domains = IntGauge::new(
+            "edudns_upstream_limited_domains",
+            "Parent domains whose upstream lookups are limited now (random-subdomain flood signal).",
+        )
+        .expect("valid");
+        for gauge in [&in_flight, &in_flight_peak, &limited_domains] {
             registry.register(Box::new(gauge.clone())).expect("unique");
         }
         Stats {
@@ -489,6 +502,8 @@ impl Stats {
             packets,
             in_flight,
             in_flight_peak,
+            upstream_refused,
+            limited_domains,
             handles: Mutex::new(HashMap::new()),
             top: Mutex::new(HashMap::new()),
             incidents: Mutex::new(Vec::new()),
@@ -642,13 +657,18 @@ impl Stats {
 
     /// The text exposition format, with the protocol counters brought up to date.
     /// `in_flight` is (now, peak) of forwarded queries holding a slot.
-    /// `upstream_rejected`: upstream replies refused as forgeries.
     pub fn render(
         &self,
         protocol: &CountersSnapshot,
         in_flight: (u64, u64),
-        upstream_rejected: u64,
+        upstream: &UpstreamFigures,
     ) -> String {
+        let upstream_rejected = upstream.rejected;
+        for (reason, value) in upstream.refused {
+            let counter = self.upstream_refused.with_label_values(&[reason]);
+            counter.inc_by(value.saturating_sub(counter.get()));
+        }
+        self.limited_domains.set(upstream.limited_domains as i64);
         self.in_flight.set(in_flight.0 as i64);
         self.in_flight_peak.set(in_flight.1 as i64);
         self.refused_outside.inc_by(
@@ -676,4 +696,15 @@ impl Stats {
         let _ = encoder.encode(&self.registry.gather(), &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
     }
+}
+
+/// What the upstream counts, for [`Stats::render`].
+pub struct UpstreamFigures {
+    /// Upstream replies refused as forgeries.
+    pub rejected: u64,
+    /// Lookups the flood guard refused, by reason (counters that survive
+    /// reloads).
+    pub refused: [(&'static str, u64); 3],
+    /// Parent domains limited now.
+    pub limited_domains: usize,
 }

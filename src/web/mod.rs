@@ -267,10 +267,15 @@ async fn metrics(
             Err(r) => return r,
         }
     }
+    let upstream = state.handler.upstream.load();
     let body = state.handler.stats.render(
         &state.handler.counters.snapshot(),
         state.handler.in_flight.get(),
-        state.handler.upstream.load().rejected_replies(),
+        &crate::stats::UpstreamFigures {
+            rejected: upstream.rejected_replies(),
+            refused: upstream.refused_lookups(),
+            limited_domains: upstream.limited_parents(),
+        },
     );
     (
         [(

@@ -129,8 +129,8 @@ async fn lossy_slow_upstream_keeps_the_cap_and_cached_and_blocked_answers_fast()
         assert_eq!(a_records(&answer), ["192.0.2.1"], "warm-up of {name}");
     }
 
-    // The flood: uncached names under many parent domains (so the per-domain
-    // cap is not what limits them), ~4000 q/s for at least 3 s and until the
+    // The flood: uncached names under many parent domains (so the flood
+    // limit per parent domain is not what limits them), ~4000 q/s for at least 3 s and until the
     // measurement below is done (at most 20 s), answers not awaited.
     let flooding = Arc::new(AtomicBool::new(true));
     let stop = Arc::new(AtomicBool::new(false));

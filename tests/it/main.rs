@@ -8,6 +8,7 @@ mod hostile;
 mod upstream;
 
 mod admin;
+mod bursts;
 mod bypass;
 mod central;
 mod cli;

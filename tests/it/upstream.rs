@@ -23,6 +23,8 @@ struct Zone {
     rogue: Vec<Record>,
     delay: Option<Duration>,
     ttl: Option<u32>,
+    /// Every name under one of these suffixes has this A record.
+    wildcards: Vec<(String, Ipv4Addr)>,
 }
 
 /// Builder for the upstream's data.
@@ -82,6 +84,15 @@ impl UpstreamBuilder {
         self
     }
 
+    /// Every name under `suffix` (not the suffix itself) answers this A
+    /// record: a domain with many real subdomains, such as a CDN.
+    pub fn wildcard_a(mut self, suffix: &str, ip: Ipv4Addr) -> Self {
+        self.zone
+            .wildcards
+            .push((format!(".{}", suffix.to_ascii_lowercase()), ip));
+        self
+    }
+
     /// Every answer waits this long.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.zone.delay = Some(delay);
@@ -92,6 +103,7 @@ impl UpstreamBuilder {
         let queries = Arc::new(AtomicUsize::new(0));
         let silent = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let names = Arc::new(Mutex::new(Vec::new()));
         let concurrent = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let tcp_questions = Arc::new(AtomicUsize::new(0));
@@ -100,6 +112,7 @@ impl UpstreamBuilder {
             queries: queries.clone(),
             silent: silent.clone(),
             seen: seen.clone(),
+            names: names.clone(),
             concurrent,
             peak: peak.clone(),
             tcp: tcp_questions.clone(),
@@ -121,6 +134,7 @@ impl UpstreamBuilder {
             queries,
             silent,
             seen,
+            names,
             peak,
             tcp: tcp_questions,
             _server: server,
@@ -134,6 +148,8 @@ pub struct TestUpstream {
     queries: Arc<AtomicUsize>,
     silent: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<(u16, u16)>>>,
+    /// The name of every question received, lowercase.
+    names: Arc<Mutex<Vec<String>>>,
     /// The most questions handled at once.
     peak: Arc<AtomicUsize>,
     tcp: Arc<AtomicUsize>,
@@ -155,7 +171,17 @@ impl TestUpstream {
         self.seen.lock().unwrap().clone()
     }
 
-    /// Questions received so far.
+    /// Questions received for `suffix` or a name under it.
+    pub fn questions_under(&self, suffix: &str) -> usize {
+        let under = format!(".{suffix}");
+        self.names
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == suffix || n.ends_with(&under))
+            .count()
+    }
+
     /// Questions that came over TCP.
     pub fn tcp_queries(&self) -> usize {
         self.tcp.load(Ordering::SeqCst)
@@ -185,6 +211,7 @@ struct ZoneHandler {
     queries: Arc<AtomicUsize>,
     silent: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<(u16, u16)>>>,
+    names: Arc<Mutex<Vec<String>>>,
     concurrent: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
     tcp: Arc<AtomicUsize>,
@@ -220,6 +247,7 @@ impl RequestHandler for ZoneHandler {
             .to_string()
             .trim_end_matches('.')
             .to_ascii_lowercase();
+        self.names.lock().unwrap().push(owner.clone());
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         metadata.recursion_available = true;
@@ -229,11 +257,22 @@ impl RequestHandler for ZoneHandler {
             .get(&(owner.clone(), query.query_type()))
             .cloned()
             .unwrap_or_default();
+        let wildcard = self
+            .zone
+            .wildcards
+            .iter()
+            .find(|(suffix, _)| owner.ends_with(suffix.as_str()));
+        if let Some((_, ip)) = wildcard
+            && answers.is_empty()
+            && query.query_type() == RecordType::A
+        {
+            answers.push(Record::from_rdata(name(&owner), 300, RData::A(A(*ip))));
+        }
         if !answers.is_empty() {
             let asked = name(&owner);
             answers.extend(self.zone.rogue.iter().filter(|r| r.name != asked).cloned());
         }
-        let known_name = self.zone.records.keys().any(|(n, _)| *n == owner);
+        let known_name = wildcard.is_some() || self.zone.records.keys().any(|(n, _)| *n == owner);
         let soa = vec![Record::from_rdata(
             name("test"),
             60,
