@@ -10,9 +10,9 @@
 
 use arc_swap::ArcSwap;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use edudns::clock::SystemClock;
 use edudns::dns::handler::{Step, Transport};
 use edudns::dns::{Handler, Upstream};
+use edudns::policy::clock::SystemClock;
 use edudns::stats::Stats;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};

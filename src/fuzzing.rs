@@ -5,7 +5,6 @@
 //! Not part of the supported API. Each function panics when an invariant
 //! the rest of the service relies on does not hold, so the fuzzer reports it.
 
-use crate::clock::ManualClock;
 use crate::config::{self, ListRoot};
 use crate::dns::answer;
 use crate::dns::handler::Step;
@@ -13,6 +12,7 @@ use crate::dns::upstream::{Lookup, UpstreamAnswer, servable};
 use crate::dns::{Handler, Transport, Upstream};
 use crate::lists::RuleAction;
 use crate::lists::formats::{self, ListFormat};
+use crate::policy::clock::ManualClock;
 use crate::stats::Stats;
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};

@@ -21,21 +21,16 @@
 
 pub mod admin;
 pub mod app;
-pub mod central;
-pub mod cli_report;
+pub mod cli;
 pub mod client;
-pub mod clock;
 pub mod config;
 pub mod dns;
-pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lists;
+pub mod office;
 pub mod policy;
-pub mod reload;
-pub mod reviews;
 pub mod snapshot;
 pub mod stats;
 pub mod takedown;
-pub mod takedown_feed;
 pub mod web;

@@ -5,4 +5,5 @@
 pub mod allowances;
 pub mod audit;
 pub mod edit;
+pub mod reviews;
 pub mod tokens;

@@ -10,18 +10,15 @@
 //! The last good copy lives in `central.cache_file`; `load` reads it, so a
 //! node restarts with the policy it had even when the office is unreachable.
 //! Fetching (conditional GET, then validate, then swap) is in
-//! [`crate::central`].
+//! [`crate::office::pull`].
 
 use super::error::ConfigIssue;
 use super::{ConfigError, ListRoot, validate};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The tables a central policy holds and a node's own file must not.
 pub const POLICY_TABLES: &[&str] = &["office", "category", "band", "school"];
 
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_CACHE_NAME: &str = "central-policy.toml";
 
 /// What a node's own file says about its central policy, read with a plain
@@ -252,7 +249,10 @@ networks = ["10.1.0.0/16"]
         assert_eq!(config.bands[0].id, "kids");
         assert_eq!(config.schools[0].id, "s1");
         let central = config.central.unwrap();
-        assert_eq!(central.interval, DEFAULT_INTERVAL);
+        assert_eq!(
+            central.interval,
+            super::super::CentralConfig::DEFAULT_INTERVAL
+        );
         assert_eq!(central.url, "https://office.example/api/v1/policy");
     }
 

@@ -50,6 +50,13 @@ pub struct CentralConfig {
     pub interval: Duration,
 }
 
+impl CentralConfig {
+    /// How often the policy is asked for when `interval` is not set.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+    /// The shortest `interval` accepted.
+    pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+}
+
 /// `[office]`.
 #[derive(Debug, Clone, Default)]
 pub struct OfficeConfig {

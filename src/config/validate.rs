@@ -328,16 +328,16 @@ impl Checker {
                 );
             }
             let interval = match &raw_central.interval {
-                None => super::central::DEFAULT_INTERVAL,
+                None => CentralConfig::DEFAULT_INTERVAL,
                 Some(v) => match crate::lists::catalogue::parse_interval(v.get_ref()) {
-                    Some(d) if d >= super::central::MIN_INTERVAL => d,
+                    Some(d) if d >= CentralConfig::MIN_INTERVAL => d,
                     _ => {
                         self.error(
                             "central.interval",
                             v,
                             "not an interval of at least 1s like 30s, 5m, 1h",
                         );
-                        super::central::DEFAULT_INTERVAL
+                        CentralConfig::DEFAULT_INTERVAL
                     }
                 },
             };

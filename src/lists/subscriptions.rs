@@ -8,8 +8,8 @@
 //! reload waits [`RELOAD_SETTLE`] after the first of them.
 
 use super::download::{self, Refreshed};
+use crate::app::reload::Reloader;
 use crate::config::{Download, ListSpec, ListsConfig};
-use crate::reload::Reloader;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

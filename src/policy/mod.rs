@@ -11,6 +11,7 @@
 //! very same domain. Rule sets 2 and 3 are small tries of their own; the big
 //! category trie is walked once per query whatever the number of categories.
 
+pub mod clock;
 pub mod safe_search;
 pub mod schedule;
 

@@ -3,11 +3,12 @@
 //! A [`Snapshot`] holds the validated config, the network map, the compiled
 //! policies and the category trie. It is shared as [`SharedSnapshot`]
 //! (`ArcSwap`): each query loads one consistent version, and a reload
-//! ([`crate::reload`]) builds a new one off the hot path and swaps it in only
+//! ([`crate::app::reload`]) builds a new one off the hot path and swaps it in only
 //! when everything loaded.
 
 mod build;
 pub mod cache;
+pub mod explain;
 
 pub use build::{BuildError, ListIssue, LoadedList, build, build_cached, build_reusing};
 

@@ -14,8 +14,8 @@ use crate::admin::allowances::{self, Allowance};
 use crate::admin::audit::{self, Change};
 use crate::admin::edit::{self, BandPatch, EditError, SchoolPatch};
 use crate::admin::tokens::{Principal, Role, Verifier};
+use crate::app::reload::{ApplyError, LoadError};
 use crate::config::{Config, ConfigError};
-use crate::reload::{ApplyError, LoadError};
 use crate::web::AppState;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -906,18 +906,18 @@ pub async fn test(
     let client = crate::client::Client { school, band };
     let verdict = snapshot.evaluate(client, &name, at);
     let mut explanation = format!("name:    {name}\n");
-    crate::explain::explain_client(&snapshot, client, &name, at, &mut explanation);
+    crate::snapshot::explain::explain_client(&snapshot, client, &name, at, &mut explanation);
     let (word, category, rule) = match &verdict {
         crate::policy::Verdict::Allow { rule } => (
             "allowed",
             None,
             rule.as_ref()
-                .map(|r| crate::explain::describe(&snapshot, r)),
+                .map(|r| crate::snapshot::explain::describe(&snapshot, r)),
         ),
         crate::policy::Verdict::Block { category, rule, .. } => (
             "blocked",
             category.map(|c| config.categories[c].id.clone()),
-            Some(crate::explain::describe(&snapshot, rule)),
+            Some(crate::snapshot::explain::describe(&snapshot, rule)),
         ),
         crate::policy::Verdict::Rewrite { target, .. } => (
             "safe_search",
@@ -972,7 +972,7 @@ pub async fn reviews(
     };
     let listed = tokio::task::spawn_blocking(move || {
         let store = store.lock().unwrap_or_else(|e| e.into_inner());
-        crate::reviews::list(store.connection(), status.as_deref())
+        crate::admin::reviews::list(store.connection(), status.as_deref())
     })
     .await;
     match listed {
@@ -1020,14 +1020,14 @@ pub async fn review_decide(
     let decided = tokio::task::spawn_blocking(move || {
         let store = store.lock().unwrap_or_else(|e| e.into_inner());
         let db = store.connection();
-        let found = crate::reviews::list(db, None)?
+        let found = crate::admin::reviews::list(db, None)?
             .into_iter()
             .find(|r| r.id == id)
-            .ok_or(crate::reviews::ReviewError::NotFound(id))?;
+            .ok_or(crate::admin::reviews::ReviewError::NotFound(id))?;
         if !role.covers_school(&found.school) {
             return Ok(Err(found));
         }
-        crate::reviews::decide(db, &snapshot.config, id, accept, now).map(Ok)
+        crate::admin::reviews::decide(db, &snapshot.config, id, accept, now).map(Ok)
     })
     .await;
     let review = match decided {
@@ -1039,10 +1039,10 @@ pub async fn review_decide(
                 &format!("decide reviews of school {}", found.school),
             );
         }
-        Ok(Err(e @ crate::reviews::ReviewError::NotFound(_))) => {
+        Ok(Err(e @ crate::admin::reviews::ReviewError::NotFound(_))) => {
             return problem(StatusCode::NOT_FOUND, e.to_string());
         }
-        Ok(Err(e @ crate::reviews::ReviewError::AlreadyDecided { .. })) => {
+        Ok(Err(e @ crate::admin::reviews::ReviewError::AlreadyDecided { .. })) => {
             return problem(StatusCode::CONFLICT, e.to_string());
         }
         Ok(Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

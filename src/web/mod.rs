@@ -12,8 +12,8 @@ pub mod school_ca;
 pub mod warning;
 
 use crate::admin::tokens::Role;
+use crate::app::reload::Reloader;
 use crate::dns::Handler;
-use crate::reload::Reloader;
 use crate::stats::flusher::SharedStore;
 use crate::stats::{report, sign};
 use admin::{authenticate, problem};
@@ -475,7 +475,7 @@ async fn takedowns_push(
             "statistics database is not open",
         );
     };
-    match crate::takedown_feed::apply(&state.handler, &store, "api", valid, false).await {
+    match crate::takedown::feed::apply(&state.handler, &store, "api", valid, false).await {
         Ok((added, _)) => Json(serde_json::json!({ "added": added })).into_response(),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

@@ -4,11 +4,11 @@
 //! plus the "blocked by mistake" form. No per-request state flows from DNS.
 
 use super::page::{self, Blocked, Branding};
+use crate::admin::reviews::{self, Recorded};
 use crate::client::Client;
 use crate::dns::Handler;
 use crate::lists::name::normalize;
 use crate::policy::{Rule, Verdict};
-use crate::reviews::{self, Recorded};
 use crate::snapshot::Snapshot;
 use crate::stats::flusher::SharedStore;
 use axum::Router;
@@ -253,7 +253,7 @@ fn explain_block(
         category_id,
         category_name,
         schedule: schedule.map(|s| config.bands[client.band].schedules[s].text.clone()),
-        reason: crate::explain::describe(snapshot, &rule),
+        reason: crate::snapshot::explain::describe(snapshot, &rule),
     })
 }
 

@@ -7,8 +7,8 @@ use crate::harness::{
     ChromeDriver, TestServer, a_records, base_config, etag_of, http_request, serve_http,
 };
 use crate::upstream::TestUpstream;
+use edudns::app::reload::{ConfigSource, Overrides};
 use edudns::app::start;
-use edudns::reload::{ConfigSource, Overrides};
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -542,7 +542,9 @@ async fn two_editors_cannot_overwrite_each_other_and_a_bad_edit_changes_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_temporary_allowance_works_then_lapses_by_itself_and_is_audited() {
-    let clock = Arc::new(edudns::clock::ManualClock::new(jiff::Timestamp::now()));
+    let clock = Arc::new(edudns::policy::clock::ManualClock::new(
+        jiff::Timestamp::now(),
+    ));
     let upstream = TestUpstream::builder()
         .ttl(1)
         .a("social.example", "192.0.2.7".parse().unwrap())
@@ -634,9 +636,9 @@ async fn the_review_queue_is_scoped_to_the_school_and_accepting_unblocks() {
     {
         let store = server.running.store.lock().unwrap();
         for school in ["s1", "s2"] {
-            edudns::reviews::request(
+            edudns::admin::reviews::request(
                 store.connection(),
-                &edudns::reviews::NewReview {
+                &edudns::admin::reviews::NewReview {
                     now: 1,
                     day: "2026-11-24",
                     school,
@@ -948,9 +950,9 @@ async fn the_console_in_chromium_unticks_a_category_and_the_domain_becomes_allow
     {
         // A student's review comment and domain with markup: shown as text.
         let store = server.running.store.lock().unwrap();
-        edudns::reviews::request(
+        edudns::admin::reviews::request(
             store.connection(),
-            &edudns::reviews::NewReview {
+            &edudns::admin::reviews::NewReview {
                 now: 1,
                 day: "2026-11-24",
                 school: "s1",

@@ -3,7 +3,7 @@
 
 use crate::harness::*;
 use crate::upstream::TestUpstream;
-use edudns::clock::ManualClock;
+use edudns::policy::clock::ManualClock;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use std::net::Ipv4Addr;

@@ -8,7 +8,7 @@ use crate::upstream::TestUpstream;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use edudns::reload::{ConfigSource, Overrides};
+use edudns::app::reload::{ConfigSource, Overrides};
 use hickory_proto::rr::RecordType;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -392,7 +392,7 @@ async fn a_subscribed_list_never_blocks_a_protected_name_but_a_deny_and_a_local_
         6.0
     );
     let snapshot = server.running.handler.snapshot.load_full();
-    let text = edudns::explain::explain(
+    let text = edudns::snapshot::explain::explain(
         &snapshot,
         "127.0.0.2".parse().unwrap(),
         "classroom.google.com",

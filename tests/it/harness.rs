@@ -4,9 +4,9 @@
 //! another school or band), a TCP client, and raw UDP for broken packets.
 
 use crate::upstream::TestUpstream;
+use edudns::app::reload::{ConfigSource, Overrides};
 use edudns::app::{Running, start_with_clock};
-use edudns::clock::Clock;
-use edudns::reload::{ConfigSource, Overrides};
+use edudns::policy::clock::Clock;
 use hickory_net::client::ClientHandle;
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::udp::UdpClientStream;
@@ -101,7 +101,12 @@ pub struct TestServer {
 impl TestServer {
     /// Starts edudns with `config` (and the default lists) forwarding to `upstream`.
     pub async fn start(config: &str, upstream: Option<TestUpstream>) -> TestServer {
-        Self::start_with_clock(config, upstream, Arc::new(edudns::clock::SystemClock)).await
+        Self::start_with_clock(
+            config,
+            upstream,
+            Arc::new(edudns::policy::clock::SystemClock),
+        )
+        .await
     }
 
     /// [`TestServer::start`] with a clock the test controls.
@@ -124,7 +129,12 @@ impl TestServer {
 
     /// [`TestServer::start`] forwarding to these servers, in this order.
     pub async fn start_with_upstream_addrs(config: &str, upstreams: Vec<SocketAddr>) -> TestServer {
-        Self::start_inner(config, upstreams, Arc::new(edudns::clock::SystemClock)).await
+        Self::start_inner(
+            config,
+            upstreams,
+            Arc::new(edudns::policy::clock::SystemClock),
+        )
+        .await
     }
 
     async fn start_inner(

@@ -4,8 +4,8 @@
 
 use crate::harness::*;
 use crate::upstream::TestUpstream;
+use edudns::app::reload::{ConfigSource, Overrides};
 use edudns::app::start;
-use edudns::reload::{ConfigSource, Overrides};
 use hickory_proto::rr::RecordType;
 use std::net::Ipv4Addr;
 use std::path::Path;

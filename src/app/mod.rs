@@ -2,14 +2,16 @@
 //! reload triggers and the flusher → shutdown (with a last flush).
 //! `main.rs` calls [`start`] and waits for a signal; tests call it in-process.
 
-use crate::clock::{Clock, SystemClock};
+pub mod reload;
+
 use crate::dns::{DnsServer, Handler, Limits, Upstream};
-use crate::reload::{self, ConfigSource, LoadError, Overrides, Reloader};
+use crate::policy::clock::{Clock, SystemClock};
 use crate::stats::Stats;
 use crate::stats::flusher::{self, SharedStore};
 use crate::stats::store::{Store, StoreError};
 use crate::web::{self, AppState};
 use arc_swap::ArcSwap;
+use reload::{ConfigSource, LoadError, Overrides, Reloader};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
@@ -85,7 +87,7 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Running, StartError> {
     if let ConfigSource::File(path) = &source
-        && let Err(error) = crate::central::bootstrap(path).await
+        && let Err(error) = crate::office::pull::bootstrap(path).await
     {
         // Without a cached copy the load below says what is missing.
         tracing::error!(%error, "cannot fetch the central policy");
@@ -186,12 +188,12 @@ pub async fn start_with_clock(
     if let Some(interval) = config.reload.watch_interval {
         tasks.spawn(reloader.clone().watch_files(interval));
     }
-    tasks.spawn(crate::takedown_feed::run(handler.clone(), store.clone()));
+    tasks.spawn(crate::takedown::feed::run(handler.clone(), store.clone()));
     tasks.spawn(crate::lists::subscriptions::run(
         reloader.clone(),
         std::time::Duration::from_millis(500),
     ));
-    tasks.spawn(crate::central::run(reloader.clone()));
+    tasks.spawn(crate::office::pull::run(reloader.clone()));
     tasks.spawn(flusher::run(stats, store.clone(), handler.snapshot.clone()));
     info!(
         schools = config.schools.len(),

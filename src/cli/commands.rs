@@ -2,8 +2,8 @@
 //! signing, verification, and merges (the replicas of a school, the schools
 //! of a district). Returns exit codes.
 
+use crate::app::reload::ConfigSource;
 use crate::config;
-use crate::reload::ConfigSource;
 use crate::stats::report::{self, MergeError, MergeWarning, Report, Stage};
 use crate::stats::sign::{self, SignedReport};
 use crate::stats::store::Store;
@@ -422,7 +422,7 @@ pub fn reviews_list(source: &ConfigSource, status: Option<&str>) -> ExitCode {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    match crate::reviews::list(store.connection(), status) {
+    match crate::admin::reviews::list(store.connection(), status) {
         Ok(reviews) => {
             println!(
                 "{:>5}  {:<10}  {:<9}  {:<12}  {:<10}  {:<14}  {:<32}  comment",
@@ -446,7 +446,7 @@ pub fn reviews_decide(source: &ConfigSource, id: i64, accept: bool) -> ExitCode 
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    match crate::reviews::decide(
+    match crate::admin::reviews::decide(
         store.connection(),
         &config,
         id,

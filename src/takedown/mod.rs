@@ -7,6 +7,8 @@
 //! carries a reference (e.g. a decision number) and a date, is stored in the
 //! statistics database, audited, and listed in reports.
 
+pub mod feed;
+
 use dashmap::DashMap;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};

@@ -9,10 +9,10 @@
 //! policy never touches the running one: it is logged with its line and
 //! counted in `edudns_central_policy_fetches_total{result}`.
 
+use crate::app::reload::Reloader;
 use crate::config::central::{CentralRef, central_ref, parse_with_policy};
 use crate::config::{ConfigError, ListRoot};
 use crate::lists::download::{self, Fetched, Meta, Rejected};
-use crate::reload::Reloader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
