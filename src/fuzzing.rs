@@ -8,7 +8,8 @@
 use crate::config::{self, ListRoot};
 use crate::dns::answer;
 use crate::dns::handler::Step;
-use crate::dns::upstream::{Lookup, UpstreamAnswer, servable};
+use crate::dns::reply::{UpstreamAnswer, servable};
+use crate::dns::upstream::Lookup;
 use crate::dns::{Handler, Transport, Upstream};
 use crate::lists::RuleAction;
 use crate::lists::formats::{self, ListFormat};
@@ -253,13 +254,13 @@ fn same_answer(fast: &[u8], general: &[u8]) {
 }
 
 /// How an upstream response is classified, by the forwarder's own
-/// [`crate::dns::forward::classify`]; a chain left unresolved (which the
+/// [`crate::dns::reply::classify`]; a chain left unresolved (which the
 /// forwarder would follow with another question) is served as it stands.
 fn classify_upstream(response: &Message, question: &Query) -> UpstreamAnswer {
     let mut chain = Vec::new();
-    match crate::dns::forward::classify(response, &question.name, question.query_type, &mut chain) {
-        crate::dns::forward::Classified::Answer(answer) => answer,
-        crate::dns::forward::Classified::Chase(_) => UpstreamAnswer::Records {
+    match crate::dns::reply::classify(response, &question.name, question.query_type, &mut chain) {
+        crate::dns::reply::Classified::Answer(answer) => answer,
+        crate::dns::reply::Classified::Chase(_) => UpstreamAnswer::Records {
             answers: servable(&chain),
             authorities: Vec::new(),
         },

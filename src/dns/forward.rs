@@ -29,9 +29,9 @@
 //! [`MAX_CNAME_HOPS`]); only records on the chain from the asked name are
 //! kept, so an upstream cannot slip in records for other names.
 
-use super::upstream::{UpstreamAnswer, servable, unix_ms};
+use super::reply::{Classified, MAX_CNAME_HOPS, UpstreamAnswer, classify, servable, unix_ms};
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -47,8 +47,6 @@ use tokio::time::{Instant, timeout_at};
 pub const POOL_SIZE: usize = 64;
 /// Questions a socket carries before it is replaced by one on a new port.
 pub const ROTATE_AFTER: u32 = 256;
-/// CNAMEs followed for one question.
-pub const MAX_CNAME_HOPS: usize = 8;
 /// How long a server that failed is asked last.
 pub const PENALTY: Duration = Duration::from_secs(30);
 /// The EDNS payload size we offer (DNS Flag Day 2020).
@@ -578,94 +576,9 @@ async fn tcp_exchange(
     }
 }
 
-/// What one upstream reply says about a question.
-#[derive(Debug)]
-pub enum Classified {
-    /// The answer to give (records, negative with its SOA, or failure).
-    Answer(UpstreamAnswer),
-    /// The reply ends in a CNAME to this name, which it does not resolve:
-    /// ask for it next (the chain so far is in `chain`).
-    Chase(Name),
-}
-
-/// Classifies `message`, the reply to `(name, type)`: the records on the
-/// chain from `name` are added to `chain` (earlier hops already in it);
-/// records for other names are dropped. SERVFAIL, REFUSED and the other
-/// error codes are failures.
-pub fn classify(
-    message: &Message,
-    name: &Name,
-    record_type: RecordType,
-    chain: &mut Vec<Record>,
-) -> Classified {
-    let code = message.metadata.response_code;
-    if !matches!(code, ResponseCode::NoError | ResponseCode::NXDomain) {
-        return Classified::Answer(UpstreamAnswer::Failed {
-            reason: format!("upstream answered {code}"),
-        });
-    }
-    let (records, end, complete) = follow(&message.answers, name, record_type);
-    let followed = !records.is_empty();
-    chain.extend(records);
-    if !complete && followed && code == ResponseCode::NoError {
-        return Classified::Chase(end);
-    }
-    if !chain.is_empty() {
-        return Classified::Answer(UpstreamAnswer::Records {
-            answers: servable(chain),
-            authorities: Vec::new(),
-        });
-    }
-    let soa: Vec<Record> = message
-        .authorities
-        .iter()
-        .filter(|r| matches!(r.data, RData::SOA(_)))
-        .take(1)
-        .cloned()
-        .collect();
-    Classified::Answer(UpstreamAnswer::Negative {
-        code,
-        authorities: servable(&soa),
-    })
-}
-
-/// The records of `answers` on the chain from `start`: CNAMEs followed to
-/// the records of `record_type`. Returns them, where the chain ends, and
-/// whether it ended in records of the type asked.
-fn follow(answers: &[Record], start: &Name, record_type: RecordType) -> (Vec<Record>, Name, bool) {
-    let mut chain = Vec::new();
-    let mut current = start.clone();
-    for _ in 0..=MAX_CNAME_HOPS {
-        let direct: Vec<Record> = answers
-            .iter()
-            .filter(|r| r.name == current && r.record_type() == record_type)
-            .cloned()
-            .collect();
-        if !direct.is_empty() {
-            chain.extend(direct);
-            return (chain, current, true);
-        }
-        let Some(target) = answers.iter().find_map(|r| match &r.data {
-            RData::CNAME(target) if r.name == current => Some((r, target.0.clone())),
-            _ => None,
-        }) else {
-            break;
-        };
-        chain.push(target.0.clone());
-        if chain.iter().any(|r| r.name == target.1) {
-            // A CNAME loop: what came is what there is.
-            return (chain, current, true);
-        }
-        current = target.1;
-    }
-    (chain, current, false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::rdata::{A, CNAME};
-    use std::net::Ipv4Addr;
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).unwrap()
@@ -716,34 +629,5 @@ mod tests {
             compare_question(&reply[..14], q.question(), true),
             Match::No
         );
-    }
-
-    #[test]
-    fn only_the_chain_from_the_asked_name_is_kept() {
-        let a = |owner: &str, ip: [u8; 4]| {
-            Record::from_rdata(name(owner), 60, RData::A(A(Ipv4Addr::from(ip))))
-        };
-        let cname = |owner: &str, target: &str| {
-            Record::from_rdata(name(owner), 60, RData::CNAME(CNAME(name(target))))
-        };
-        let answers = vec![
-            cname("www.example.", "edge.cdn."),
-            a("victim.example.", [198, 51, 100, 66]),
-            a("edge.cdn.", [192, 0, 2, 1]),
-        ];
-        let (chain, end, complete) = follow(&answers, &name("www.example."), RecordType::A);
-        assert!(complete);
-        assert_eq!(end, name("edge.cdn."));
-        assert_eq!(chain.len(), 2, "{chain:?}");
-        assert!(chain.iter().all(|r| r.name != name("victim.example.")));
-        let (chain, end, complete) = follow(&answers[..1], &name("www.example."), RecordType::A);
-        assert!(!complete);
-        assert_eq!((chain.len(), end), (1, name("edge.cdn.")));
-        let looped = vec![
-            cname("a.example.", "b.example."),
-            cname("b.example.", "a.example."),
-        ];
-        let (chain, _, complete) = follow(&looped, &name("a.example."), RecordType::A);
-        assert!(complete && chain.len() == 2);
     }
 }

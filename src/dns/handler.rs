@@ -12,7 +12,8 @@
 
 use super::answer::{self, BlockedAnswer};
 use super::counters::{Counters, bump};
-use super::upstream::{Upstream, UpstreamAnswer};
+use super::reply::UpstreamAnswer;
+use super::upstream::Upstream;
 use crate::client::Client;
 use crate::config::OutsideClients;
 use crate::policy::clock::Clock;
@@ -88,7 +89,7 @@ pub struct Handler {
     /// Forwarded queries holding an in-flight slot (for /metrics).
     pub in_flight: super::counters::InFlight,
     /// Encoded answers of allowed names for the UDP fast path.
-    pub wire: super::fast::WireCache,
+    pub wire: super::cache::WireCache,
     /// `edudns_answer_duration_seconds{path="local"}` and `{path="forwarded"}`.
     pub local_duration: prometheus::Histogram,
     pub forwarded_duration: prometheus::Histogram,
@@ -124,7 +125,7 @@ impl Handler {
         let cache_size = upstream.config().cache_size.max(16);
         let fast_path = snapshot.load().config.server.fast_path;
         Handler {
-            wire: super::fast::WireCache::new(cache_size),
+            wire: super::cache::WireCache::new(cache_size),
             local_duration: stats.answer_duration.with_label_values(&["local"]),
             forwarded_duration: stats.answer_duration.with_label_values(&["forwarded"]),
             fast_path,
@@ -263,7 +264,7 @@ impl Handler {
                 ResponseCode::NoError | ResponseCode::NXDomain
             )
         {
-            super::fast::remember(&self.wire, raw, reply);
+            super::cache::remember(&self.wire, raw, reply);
         }
     }
 

@@ -3,14 +3,17 @@
 
 pub mod answer;
 mod batch;
+pub mod cache;
 pub mod counters;
 pub mod fast;
 pub mod flood;
 pub mod forward;
 pub mod handler;
 pub mod ratelimit;
+pub mod reply;
 pub mod server;
 pub mod upstream;
+mod wire;
 
 pub use handler::{Handler, Transport};
 pub use server::{DnsServer, Limits};

@@ -8,6 +8,7 @@
 
 use super::flood::{FloodGuard, Outcome, Refusal};
 use super::forward::Forwarder;
+use super::reply::{UpstreamAnswer, unix_ms};
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use dashmap::DashMap;
 use futures_util::FutureExt;
@@ -17,24 +18,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
-
-/// What the upstream said, in the shape our answers need.
-#[derive(Debug, Clone)]
-pub enum UpstreamAnswer {
-    /// NOERROR with records (answers may be empty = NODATA with `authorities`).
-    Records {
-        answers: Vec<Record>,
-        authorities: Vec<Record>,
-    },
-    /// NXDOMAIN / NODATA / REFUSED … with the SOA when one came back.
-    Negative {
-        code: ResponseCode,
-        authorities: Vec<Record>,
-    },
-    /// Timeout, unreachable upstream, broken answer: SERVFAIL to the client.
-    Failed { reason: String },
-}
+use std::time::{Duration, Instant};
 
 pub(crate) type Key = (Name, RecordType);
 type Pending = Shared<BoxFuture<'static, Arc<UpstreamAnswer>>>;
@@ -462,18 +446,6 @@ fn cacheable_ttl(answer: &UpstreamAnswer) -> Option<u32> {
     }
 }
 
-/// The records of an upstream section that can be served: records without
-/// data (the RFC 2136 update syntax, which hickory accepts in a response
-/// whose opcode says UPDATE) are dropped, or clients would get an answer
-/// they cannot parse. Found by the `upstream_answer` fuzz target.
-pub(crate) fn servable(records: &[Record]) -> Vec<Record> {
-    records
-        .iter()
-        .filter(|r| !matches!(r.data, hickory_proto::rr::RData::Update0(_)))
-        .cloned()
-        .collect()
-}
-
 /// What an answer tells the flood signal.
 fn flood_outcome(answer: &UpstreamAnswer) -> Outcome {
     match answer {
@@ -484,11 +456,4 @@ fn flood_outcome(answer: &UpstreamAnswer) -> Outcome {
         }
         UpstreamAnswer::Negative { .. } | UpstreamAnswer::Failed { .. } => Outcome::Failed,
     }
-}
-
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(super) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
