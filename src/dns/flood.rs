@@ -240,6 +240,23 @@ impl Drop for Admission {
     }
 }
 
+/// A lookup waiting for its slots: counted in its client network's
+/// `waiting` until dropped.
+struct Waiting<'a> {
+    guard: &'a FloodGuard,
+    client: Option<u128>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client
+            && let Some(mut load) = self.guard.clients.get_mut(&client)
+        {
+            load.waiting = load.waiting.saturating_sub(1);
+        }
+    }
+}
+
 /// The client network a lookup is counted under: IPv4 /24, IPv6 /56.
 fn client_network(ip: IpAddr) -> u128 {
     match ip.to_canonical() {
@@ -320,12 +337,14 @@ impl FloodGuard {
         if self.admissions.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep();
         }
-        let mut waiting = false;
+        // Counted as waiting for the client's share until dropped, also
+        // when this future is dropped while it waits.
+        let mut waiting: Option<Waiting<'_>> = None;
         let result = loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.try_admit(parent_key, &labels, known_good, client, waiting) {
+            match self.try_admit(parent_key, &labels, known_good, client, waiting.is_some()) {
                 Ok(true) => {
                     break Ok(Admission {
                         guard: self.clone(),
@@ -337,8 +356,7 @@ impl FloodGuard {
                 Ok(false) => {}
                 Err(refusal) => break Err(refusal),
             }
-            if !waiting {
-                // Counted as waiting for the client's share.
+            if waiting.is_none() {
                 if let Some(client) = client {
                     let mut load = self.clients.entry(client).or_default();
                     if load.waiting >= self.client_share {
@@ -348,7 +366,10 @@ impl FloodGuard {
                     }
                     load.waiting += 1;
                 }
-                waiting = true;
+                waiting = Some(Waiting {
+                    guard: self,
+                    client,
+                });
             }
             if tokio::time::timeout_at(deadline.into(), changed)
                 .await
@@ -359,12 +380,7 @@ impl FloodGuard {
                 });
             }
         };
-        if waiting
-            && let Some(client) = client
-            && let Some(mut load) = self.clients.get_mut(&client)
-        {
-            load.waiting = load.waiting.saturating_sub(1);
-        }
+        drop(waiting);
         if let Err(refusal) = &result {
             self.refused_counter(refusal)
                 .fetch_add(1, Ordering::Relaxed);
@@ -553,5 +569,35 @@ mod tests {
             }
         }
         assert_eq!(held.len() as u32, PROBATION_IN_FLIGHT + 50 - TRUSTED_AFTER);
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_early_leaves_the_clients_share() {
+        let guard = Arc::new(FloodGuard::new(1, Arc::default()));
+        let client = Some("192.0.2.7".parse().unwrap());
+        let later = Instant::now() + Duration::from_secs(5);
+        let held = guard
+            .admit(&name("a.one.example."), client, later)
+            .await
+            .unwrap();
+        // Waits (the share is in flight), then is dropped while waiting.
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            guard.admit(&name("b.two.example."), client, later),
+        )
+        .await;
+        assert!(given_up.is_err(), "it waited");
+        // Had the dropped wait kept its place, this one would be refused
+        // at once (share 1 in flight and 1 waiting); it waits instead.
+        let soon = Instant::now() + Duration::from_millis(50);
+        let third = guard.admit(&name("c.three.example."), client, soon).await;
+        match third {
+            Err(Refusal::Waited { .. }) => {}
+            Err(other) => panic!("refused at once: {other:?}"),
+            Ok(_) => panic!("admitted beyond the share"),
+        }
+        drop(held);
+        let fourth = guard.admit(&name("d.four.example."), client, later).await;
+        assert!(fourth.is_ok());
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) type Key = (Name, RecordType);
-type Pending = Shared<BoxFuture<'static, Arc<UpstreamAnswer>>>;
+type Pending = Shared<BoxFuture<'static, (Arc<UpstreamAnswer>, Option<Refusal>)>>;
 
 /// One cached answer and when it expires.
 struct Cached {
@@ -274,41 +274,37 @@ impl Upstream {
     }
 
     /// The upstream's answer, sharing one lookup among identical questions
-    /// in flight; a new lookup starts only when the flood guard admits it.
+    /// in flight, including those still waiting for the flood guard to
+    /// admit the lookup: a client's retries while its question waits join
+    /// it rather than taking more of the client's share.
     async fn resolve_upstream(
         &self,
         key: Key,
         record_type: RecordType,
         client: Option<IpAddr>,
     ) -> (Arc<UpstreamAnswer>, Option<Refusal>) {
-        let joined = self.in_flight.get(&key).map(|pending| pending.clone());
-        if let Some(pending) = joined {
-            return (pending.await, None);
-        }
-        let deadline = Instant::now() + self.config.timeout;
-        let admission = match self.flood.admit(&key.0, client, deadline).await {
-            Ok(admission) => admission,
-            Err(refusal) => {
-                let answer = UpstreamAnswer::Failed {
-                    reason: refusal.text(),
-                };
-                return (Arc::new(answer), Some(refusal));
-            }
-        };
         let future = match self.in_flight.entry(key.clone()) {
-            // Another lookup of the same question started while this one
-            // waited for its slot: join it and give the slot back.
             dashmap::Entry::Occupied(entry) => {
                 let pending = entry.get().clone();
                 drop(entry);
-                drop(admission);
-                return (pending.await, None);
+                return pending.await;
             }
             dashmap::Entry::Vacant(entry) => {
+                let flood = self.flood.clone();
                 let forwarder = self.forwarder.clone();
                 let name = key.0.clone();
                 let last_answer = self.last_answer_ms.clone();
+                let deadline = Instant::now() + self.config.timeout;
                 let future = async move {
+                    let admission = match flood.admit(&name, client, deadline).await {
+                        Ok(admission) => admission,
+                        Err(refusal) => {
+                            let answer = UpstreamAnswer::Failed {
+                                reason: refusal.text(),
+                            };
+                            return (Arc::new(answer), Some(refusal));
+                        }
+                    };
                     // The forwarder keeps one deadline (`timeout_ms`) across
                     // servers, transports and CNAME hops: a prompt SERVFAIL.
                     let answer = forwarder.lookup(&name, record_type).await;
@@ -316,7 +312,7 @@ impl Upstream {
                         last_answer.store(unix_ms(), Ordering::Relaxed);
                     }
                     admission.finish(flood_outcome(&answer));
-                    Arc::new(answer)
+                    (Arc::new(answer), None)
                 }
                 .boxed()
                 .shared();
@@ -328,7 +324,7 @@ impl Upstream {
             table: &self.in_flight,
             key: Some(key),
         };
-        (future.await, None)
+        future.await
     }
 
     /// Lookups the flood guard refused, by reason (for the metrics).
