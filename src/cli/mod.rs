@@ -57,7 +57,7 @@ enum Command {
     #[command(args_conflicts_with_subcommands = true)]
     Report {
         #[command(subcommand)]
-        action: Option<ReportAction>,
+        action: Option<report::Action>,
         #[arg(short, long)]
         config: Option<PathBuf>,
         /// Mã trường / School id
@@ -128,47 +128,6 @@ enum Command {
         at: Option<String>,
         /// Tên miền / Domain name
         name: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ReportAction {
-    /// Kiểm tra chữ ký / Verify a signed JSON report
-    Verify {
-        file: PathBuf,
-        /// Khoá công khai của trường / The school's public key file (<school>.pub)
-        #[arg(long)]
-        key: Option<PathBuf>,
-    },
-    /// Gộp báo cáo / Verify and sum reports: the replicas of a school, the schools of a district
-    ///
-    /// Các báo cáo cùng mã trường là của các máy chủ (bản sao) phục vụ trường đó: trường
-    /// chỉ được liệt kê một lần và số liệu được cộng lại. Báo cáo tạo bằng `report
-    /// --for-merge` có số liệu chính xác; ngưỡng k-ẩn danh được áp dụng cho tổng. Cùng một
-    /// số liệu đưa vào hai lần sẽ bị từ chối.
-    ///
-    /// Reports naming the same school are its replicas: the school is listed once and
-    /// their numbers summed. Reports made with `report --for-merge` are exact, and
-    /// k-anonymity is applied to the sum, so the result is the report one server would
-    /// have made. A cell hidden in an input stays hidden (≥n), with a warning. The same
-    /// statistics given twice (the same file, or two reports of one database over the
-    /// same days) are refused.
-    Merge {
-        files: Vec<PathBuf>,
-        /// Thư mục khoá công khai / Directory of public keys: <school>.pub, and <school>.<replica>.pub for replicas with keys of their own
-        #[arg(long)]
-        key_dir: Option<PathBuf>,
-        /// Khoá công khai được chấp nhận / Accept inputs signed by this public key (repeatable)
-        #[arg(long = "key", value_name = "PUB")]
-        keys: Vec<PathBuf>,
-        /// Ký báo cáo gộp / Sign the merged JSON with this private key (e.g. keys/<school>.key)
-        #[arg(long, value_name = "KEY")]
-        sign_key: Option<PathBuf>,
-        /// json, csv or html
-        #[arg(long, default_value = "json")]
-        format: String,
-        #[arg(short, long)]
-        output: Option<PathBuf>,
     },
 }
 
@@ -300,7 +259,7 @@ pub fn main() -> ExitCode {
         Command::Report {
             action: Some(action),
             ..
-        } => report::run_action(action.into()),
+        } => report::run_action(action),
         Command::Report {
             action: None,
             config,
@@ -356,28 +315,5 @@ pub fn main() -> ExitCode {
             name,
             at,
         } => serve::explain(source_for(config), client, &name, at.as_deref()),
-    }
-}
-
-impl From<ReportAction> for report::Action {
-    fn from(action: ReportAction) -> Self {
-        match action {
-            ReportAction::Verify { file, key } => Self::Verify { file, key },
-            ReportAction::Merge {
-                files,
-                key_dir,
-                keys,
-                sign_key,
-                format,
-                output,
-            } => Self::Merge {
-                files,
-                key_dir,
-                keys,
-                sign_key,
-                format,
-                output,
-            },
-        }
     }
 }

@@ -6,24 +6,47 @@ use super::common::{EXIT_DATA, EXIT_USAGE, fail, load_config, open, write_out};
 use crate::app::reload::ConfigSource;
 use crate::stats::report::{self, MergeError, MergeWarning, Report, Stage};
 use crate::stats::sign::{self, SignedReport};
+use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[derive(Subcommand)]
 pub enum Action {
+    /// Kiểm tra chữ ký / Verify a signed JSON report
     Verify {
         file: PathBuf,
+        /// Khoá công khai của trường / The school's public key file (<school>.pub)
+        #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Gộp báo cáo / Verify and sum reports: the replicas of a school, the schools of a district
+    ///
+    /// Các báo cáo cùng mã trường là của các máy chủ (bản sao) phục vụ trường đó: trường
+    /// chỉ được liệt kê một lần và số liệu được cộng lại. Báo cáo tạo bằng `report
+    /// --for-merge` có số liệu chính xác; ngưỡng k-ẩn danh được áp dụng cho tổng. Cùng một
+    /// số liệu đưa vào hai lần sẽ bị từ chối.
+    ///
+    /// Reports naming the same school are its replicas: the school is listed once and
+    /// their numbers summed. Reports made with `report --for-merge` are exact, and
+    /// k-anonymity is applied to the sum, so the result is the report one server would
+    /// have made. A cell hidden in an input stays hidden (≥n), with a warning. The same
+    /// statistics given twice (the same file, or two reports of one database over the
+    /// same days) are refused.
     Merge {
         files: Vec<PathBuf>,
-        /// Each input must be signed by a key of its school in here
-        /// (`<school>.pub` or `<school>.<replica>.pub`)…
+        /// Thư mục khoá công khai / Directory of public keys: <school>.pub, and <school>.<replica>.pub for replicas with keys of their own
+        #[arg(long)]
         key_dir: Option<PathBuf>,
-        /// …or by one of these `.pub` files.
+        /// Khoá công khai được chấp nhận / Accept inputs signed by this public key (repeatable)
+        #[arg(long = "key", value_name = "PUB")]
         keys: Vec<PathBuf>,
-        /// Private key that signs the merged JSON.
+        /// Ký báo cáo gộp / Sign the merged JSON with this private key (e.g. keys/<school>.key)
+        #[arg(long, value_name = "KEY")]
         sign_key: Option<PathBuf>,
+        /// json, csv or html
+        #[arg(long, default_value = "json")]
         format: String,
+        #[arg(short, long)]
         output: Option<PathBuf>,
     },
 }
