@@ -1,6 +1,14 @@
 //! Wiring: config → snapshot → statistics → DNS and management listeners →
 //! reload triggers and the flusher → shutdown (with a last flush).
 //! `main.rs` calls [`start`] and waits for a signal; tests call it in-process.
+//! `reload` is the policy edit's path: validate, build a snapshot off the
+//! hot path, swap it in only when everything loaded.
+//!
+//! Uses: every room below it (`config`, `snapshot`, `dns`, `stats`, `web`,
+//! `lists`, `office`, `takedown`, `admin`, `policy`).
+//! Used by: `cli`, the integration tests; the background tasks that trigger
+//! reloads (`lists::subscriptions`, `office::pull`, `web::admin`) use
+//! `reload::Reloader`.
 
 pub mod reload;
 

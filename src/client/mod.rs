@@ -5,6 +5,9 @@
 //! probes them longest first: a handful of lookups per query, no allocation.
 //! IPv4-mapped IPv6 sources (`::ffff:10.0.0.1`, seen on dual-stack sockets)
 //! are matched as the IPv4 address they carry.
+//!
+//! Uses: `config`. Used by: `snapshot` (the network map), `policy`, `dns`,
+//! `stats`, `web`.
 
 use crate::config::Config;
 use ipnet::IpNet;

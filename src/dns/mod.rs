@@ -1,5 +1,14 @@
 //! The DNS side: listeners, the request pipeline, answers and forwarding.
 //! Only this module touches hickory types.
+//!
+//! A packet's path: `server` (UDP batches and TCP) → `fast` (plain queries
+//! answered from wire bytes: `wire`, `cache`) or `handler` (the general
+//! pipeline) → `answer` (blocked, refused, error answers) or `upstream`
+//! (cache, serve-stale, coalescing; `flood` admits lookups) → `forward`
+//! (own UDP/TCP sockets) → `reply` (what the upstream said).
+//!
+//! Uses: `snapshot`, `policy`, `client`, `lists`, `stats`, `config`.
+//! Used by: `app`, `takedown::feed`, `web` (metrics, health), `stats`.
 
 pub mod answer;
 mod batch;

@@ -15,6 +15,10 @@
 //!
 //! [`catalogue`], [`download`] and [`subscriptions`] fetch and refresh list
 //! files; they only use [`formats`].
+//!
+//! Uses: `config`; `subscriptions` also `app::reload` (a downloaded list
+//! triggers a reload). Used by: `snapshot`, `policy`, `dns`, `office`,
+//! `takedown`, `web`, `cli`, `app`.
 
 pub mod catalogue;
 pub mod download;

@@ -10,6 +10,9 @@
 //! name); on a tie an allow wins, so an exception always beats a block of the
 //! very same domain. Rule sets 2 and 3 are small tries of their own; the big
 //! category trie is walked once per query whatever the number of categories.
+//!
+//! Uses: `lists`, `client`, `config`. Used by: `snapshot`, `dns`, `web`,
+//! `app`.
 
 pub mod clock;
 pub mod safe_search;

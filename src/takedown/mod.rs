@@ -6,6 +6,10 @@
 //! 5 minutes) and from `POST /api/v1/takedowns` with the office token. Each
 //! carries a reference (e.g. a decision number) and a date, is stored in the
 //! statistics database, audited, and listed in reports.
+//!
+//! Uses: `lists` (names); `feed` also `dns` and `stats` (it applies entries
+//! to the running service). Used by: `snapshot`, `stats`, `admin`, `web`,
+//! `app`, `cli`.
 
 pub mod feed;
 
