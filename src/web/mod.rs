@@ -2,8 +2,10 @@
 //! when `admin.tls_cert`/`tls_key` are set) serves `/metrics` (Prometheus
 //! text format), `/healthz` and `/readyz`, the administration API under
 //! `/api/v1` (`admin/`, `docs/administration.md`) with its OpenAPI
-//! document, and the web console under `/console` (`console.rs`). The
-//! sinkhole listeners serve the warning page and the review form
+//! document generated from the handlers (`openapi.rs`; `api()` builds the
+//! routes and the document from one list), and the web console under
+//! `/console` (`console.rs`); the handlers share [`AppState`] (`state.rs`).
+//! The sinkhole listeners serve the warning page and the review form
 //! (`warning.rs`, `page.rs`, and `school_ca.rs` for school-CA HTTPS). It
 //! never touches DNS sockets: it reads the snapshot, the stats registry and
 //! the durable store, and changes policy only through the reload path.
@@ -17,6 +19,7 @@
 
 pub mod admin;
 pub mod console;
+pub mod openapi;
 pub mod page;
 pub mod school_ca;
 pub mod state;
@@ -29,17 +32,20 @@ use admin::{authenticate, problem};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use tracing::info;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest request body accepted (larger → 413).
 pub const MAX_BODY: usize = 1 << 20;
 
-/// Every API route (method, path), as the router serves them and as
-/// `openapi.json` must document them (a test holds the three together).
+/// Every API route (method, path), as the router serves them and as the
+/// OpenAPI document must describe them (a test holds the three together).
 pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/whoami"),
@@ -68,54 +74,52 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/takedowns"),
 ];
 
+/// The `/api/v1` routes (paths relative to it) with their OpenAPI
+/// document: `routes!` registers each handler with axum and adds its
+/// `#[utoipa::path]` operation and schemas to the document in one step.
+fn api() -> OpenApiRouter<AppState> {
+    use admin::{
+        allowances, audit, auth, bands, config, explain, lists, office, reports, reviews, schools,
+        takedowns,
+    };
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(openapi_json))
+        .routes(routes!(auth::whoami))
+        .routes(routes!(schools::schools))
+        .routes(routes!(schools::school, schools::patch_school))
+        .routes(routes!(bands::bands))
+        .routes(routes!(bands::band, bands::patch_band))
+        .routes(routes!(office::office))
+        .routes(routes!(office::office_add))
+        .routes(routes!(office::office_remove))
+        .routes(routes!(lists::categories))
+        .routes(routes!(lists::lists))
+        .routes(routes!(reviews::reviews))
+        .routes(routes!(reviews::review_decide))
+        .routes(routes!(
+            allowances::allowances_list,
+            allowances::allowances_add
+        ))
+        .routes(routes!(allowances::allowances_remove))
+        .routes(routes!(explain::test))
+        .routes(routes!(config::reload))
+        .routes(routes!(audit::audit_log))
+        .routes(routes!(office::policy))
+        .routes(routes!(reports::reports))
+        .routes(routes!(
+            takedowns::takedowns_list,
+            takedowns::takedowns_push
+        ))
+}
+
 /// The management routes.
 pub fn management_router(state: AppState) -> Router {
+    let (api, _) = api().split_for_parts();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/whoami", get(admin::auth::whoami))
-        .route("/api/v1/schools", get(admin::schools::schools))
-        .route(
-            "/api/v1/schools/{id}",
-            get(admin::schools::school).patch(admin::schools::patch_school),
-        )
-        .route("/api/v1/bands", get(admin::bands::bands))
-        .route(
-            "/api/v1/bands/{id}",
-            get(admin::bands::band).patch(admin::bands::patch_band),
-        )
-        .route("/api/v1/office", get(admin::office::office))
-        .route("/api/v1/office/{list}", post(admin::office::office_add))
-        .route(
-            "/api/v1/office/{list}/{domain}",
-            delete(admin::office::office_remove),
-        )
-        .route("/api/v1/categories", get(admin::lists::categories))
-        .route("/api/v1/lists", get(admin::lists::lists))
-        .route("/api/v1/reviews", get(admin::reviews::reviews))
-        .route(
-            "/api/v1/reviews/{id}/{decision}",
-            post(admin::reviews::review_decide),
-        )
-        .route(
-            "/api/v1/allowances",
-            get(admin::allowances::allowances_list).post(admin::allowances::allowances_add),
-        )
-        .route(
-            "/api/v1/allowances/{id}",
-            delete(admin::allowances::allowances_remove),
-        )
-        .route("/api/v1/test", post(admin::explain::test))
-        .route("/api/v1/reload", post(admin::config::reload))
-        .route("/api/v1/audit", get(admin::audit::audit_log))
-        .route("/api/v1/policy", get(admin::office::policy))
-        .route("/api/v1/reports", get(admin::reports::reports))
-        .route(
-            "/api/v1/takedowns",
-            get(admin::takedowns::takedowns_list).post(admin::takedowns::takedowns_push),
-        )
+        .nest("/api/v1", api)
         .merge(console::routes())
         .fallback(|| async {
             problem(
@@ -152,11 +156,29 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// The OpenAPI 3.1 document of `/api/v1`.
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// The OpenAPI 3.1 document of `/api/v1` as JSON, generated from the
+/// handlers once.
+pub fn openapi_document() -> &'static str {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+        openapi::finish(api().into_openapi())
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes")
+    });
+    &DOCUMENT
+}
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// This document
+///
+/// The OpenAPI 3.1 document of this API, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json", security(()), responses(
+    (status = 200, description = "OpenAPI 3.1 document", body = Object),
+))]
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(),
+    )
+        .into_response()
 }
 
 /// Binds the management listener (HTTPS when `admin.tls_cert`/`tls_key`

@@ -3,18 +3,51 @@
 
 use super::audit::audit_change;
 use super::auth::forbidden;
-use super::reply::{Peer, body, normalized, problem};
+use super::reply::{BodyErrors, Forbidden, NotFound, Peer, Unavailable, body, normalized, problem};
 use crate::admin::allowances::{self, Allowance};
 use crate::admin::tokens::Role;
 use crate::web::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use std::time::Duration;
 use tracing::info;
+use utoipa::ToSchema;
 
+documents! {
+    /// A temporary allowance: a domain allowed for one band of one school
+    /// until a time.
+    #[schema(as = Allowance)]
+    struct AllowanceView for Allowance {
+        id: i64,
+        school: String,
+        band: String,
+        domain: String,
+        /// Unix time it lapses
+        until: i64,
+        reason: String,
+        /// The name of the token that created it.
+        actor: String,
+        created_at: i64,
+    }
+}
+
+/// The allowances running now.
+#[derive(Serialize, ToSchema)]
+pub struct Allowances {
+    #[schema(value_type = Vec<AllowanceView>)]
+    pub allowances: Vec<Value>,
+}
+
+/// Temporary allowances running now
+///
+/// Roles: office, school:<id>.
+#[utoipa::path(get, path = "/allowances", responses(
+    (status = 200, description = "allowances", body = Allowances),
+    (status = 403, response = Forbidden),
+))]
 pub async fn allowances_list(
     State(state): State<AppState>,
     peer: Peer,
@@ -25,7 +58,7 @@ pub async fn allowances_list(
         return forbidden(&state, &who, "read temporary allowances");
     }
     let now = state.handler.clock.now().as_second();
-    let list: Vec<Allowance> = state
+    let list: Vec<Value> = state
         .handler
         .snapshot
         .load()
@@ -33,21 +66,37 @@ pub async fn allowances_list(
         .all()
         .into_iter()
         .filter(|a| a.until > now && who.role.covers_school(&a.school))
+        .map(|a| json!(a))
         .collect();
-    axum::Json(json!({ "allowances": list })).into_response()
+    axum::Json(Allowances { allowances: list }).into_response()
 }
 
-#[derive(Deserialize)]
+/// A domain to allow for one band of one school for some minutes.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AllowanceRequest)]
 #[serde(deny_unknown_fields)]
 pub struct AllowanceBody {
     school: String,
     band: String,
     domain: String,
+    /// How long, 1 to 720 minutes.
+    #[schema(minimum = 1, maximum = 720)]
     minutes: u32,
+    /// Why (shown in the audit log; at most 200 characters are kept).
     #[serde(default)]
     reason: String,
 }
 
+/// Allow a domain for one band of one school for N minutes (lapses by itself; audited)
+///
+/// Roles: office, school:<id>.
+#[utoipa::path(post, path = "/allowances", request_body = AllowanceBody, responses(
+    (status = 201, description = "the allowance", body = AllowanceView),
+    (status = 403, response = Forbidden),
+    (status = 404, response = NotFound),
+    BodyErrors,
+    (status = 503, response = Unavailable),
+))]
 pub async fn allowances_add(
     State(state): State<AppState>,
     peer: Peer,
@@ -140,6 +189,15 @@ pub async fn allowances_add(
     (StatusCode::CREATED, axum::Json(json!(added))).into_response()
 }
 
+/// End a temporary allowance early
+///
+/// Roles: office, school:<id>.
+#[utoipa::path(delete, path = "/allowances/{id}", params(("id" = i64, Path, description = "the allowance's id")), responses(
+    (status = 204, description = "ended"),
+    (status = 403, response = Forbidden),
+    (status = 404, response = NotFound),
+    (status = 503, response = Unavailable),
+))]
 pub async fn allowances_remove(
     State(state): State<AppState>,
     peer: Peer,

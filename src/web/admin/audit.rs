@@ -1,15 +1,42 @@
 //! The audit log: writing an entry for each change, and reading it.
 
 use super::auth::forbidden;
-use super::reply::{Peer, problem};
+use super::reply::{BadRequest, Forbidden, Peer, Unavailable, problem};
 use crate::admin::audit::{self, Change};
 use crate::admin::tokens::Role;
 use crate::web::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+documents! {
+    /// One change, as the append-only audit log keeps it.
+    struct AuditEntry for audit::Entry {
+        id: i64,
+        /// Unix time.
+        at: i64,
+        /// The token's name, or `edudns` for the server itself.
+        actor: String,
+        role: String,
+        /// e.g. `band.update`, `allowance.add`, `review.accept`.
+        action: String,
+        /// What changed, e.g. `band:teen`.
+        subject: String,
+        detail: String,
+        before: String,
+        after: String,
+    }
+}
+
+/// The audit log, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntries {
+    #[schema(value_type = Vec<AuditEntry>)]
+    pub entries: Vec<Value>,
+}
 use tracing::warn;
 
 pub(super) async fn audit_change(
@@ -55,12 +82,25 @@ pub(super) async fn audit_change(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// How many entries (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// only entries with a smaller id (paging)
     before: Option<i64>,
 }
 
+/// The append-only audit log, newest first
+///
+/// Roles: office.
+#[utoipa::path(get, path = "/audit", params(AuditQuery), responses(
+    (status = 200, description = "entries", body = AuditEntries),
+    (status = 400, response = BadRequest),
+    (status = 403, response = Forbidden),
+    (status = 503, response = Unavailable),
+))]
 pub async fn audit_log(
     State(state): State<AppState>,
     peer: Peer,
@@ -90,7 +130,10 @@ pub async fn audit_log(
     })
     .await;
     match entries {
-        Ok(Ok(entries)) => axum::Json(json!({ "entries": entries })).into_response(),
+        Ok(Ok(entries)) => axum::Json(AuditEntries {
+            entries: entries.iter().map(|e| json!(e)).collect(),
+        })
+        .into_response(),
         _ => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot read the audit log",

@@ -7,9 +7,10 @@ use crate::web::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use std::net::SocketAddr;
 use tracing::warn;
+use utoipa::ToSchema;
 
 pub(super) fn refused(state: &AppState, reason: &str) {
     state
@@ -140,8 +141,26 @@ pub fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Who a token belongs to.
+#[derive(Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// The name given at `edudns tokens create`.
+    pub name: String,
+    /// `office`, `auditor` or `school:<id>`.
+    pub role: String,
+    pub token_id: String,
+}
+
+/// Who the token belongs to (the console signs in with it)
+///
+/// Roles: any.
+#[utoipa::path(get, path = "/whoami", responses((status = 200, description = "name and role", body = WhoAmI)))]
 pub async fn whoami(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let who = auth!(state, peer, headers);
-    axum::Json(json!({ "name": who.name, "role": who.role.to_string(), "token_id": who.token_id }))
-        .into_response()
+    axum::Json(WhoAmI {
+        name: who.name,
+        role: who.role.to_string(),
+        token_id: who.token_id,
+    })
+    .into_response()
 }

@@ -1,11 +1,13 @@
 //! Configuration edits: every change to the file goes through
-//! [`edit_config`] (validated like `check-config`, applied through the
+//! `edit_config` (validated like `check-config`, applied through the
 //! reload path, written atomically, ETag / If-Match, audited), and the
 //! reload endpoint.
 
 use super::audit::audit_change;
 use super::auth::forbidden;
-use super::reply::{Peer, problem, with_etag};
+use super::reply::{
+    Forbidden, Issue, Peer, Problem, Unavailable, Unprocessable, problem, with_etag,
+};
 use crate::admin::edit::{self, EditError};
 use crate::admin::tokens::{Principal, Role};
 use crate::app::reload::{ApplyError, LoadError};
@@ -14,7 +16,18 @@ use crate::web::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A configuration change's answer: whether anything changed, and the
+/// edited object after it (or as it is, when nothing changed).
+#[derive(Serialize, ToSchema)]
+pub struct ChangeResult {
+    pub changed: bool,
+    pub value: Value,
+}
+
 use std::time::Instant;
 use tracing::info;
 
@@ -38,18 +51,22 @@ pub(super) fn current_etag(state: &AppState) -> String {
 }
 
 fn config_error_response(error: &ConfigError) -> Response {
-    let issues: Vec<Value> = match error {
+    let issues = match error {
         ConfigError::Invalid { issues, .. } => issues
             .iter()
-            .map(|i| json!({ "key": i.key, "line": i.line, "message": i.message }))
+            .map(|i| Issue {
+                key: i.key.clone(),
+                line: i.line,
+                message: i.message.clone(),
+            })
             .collect(),
         _ => Vec::new(),
     };
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        axum::Json(json!({ "error": error.to_string(), "issues": issues })),
-    )
-        .into_response()
+    let body = Problem {
+        error: error.to_string(),
+        issues: Some(issues),
+    };
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
 }
 
 /// What one configuration edit is.
@@ -129,7 +146,11 @@ pub(super) async fn edit_config(
         Ok(true) => {}
         Ok(false) => {
             return with_etag(
-                axum::Json(json!({ "changed": false, "value": view(&before) })).into_response(),
+                axum::Json(ChangeResult {
+                    changed: false,
+                    value: view(&before),
+                })
+                .into_response(),
                 &etag,
             );
         }
@@ -186,11 +207,30 @@ pub(super) async fn edit_config(
         "policy changed through the management API"
     );
     with_etag(
-        axum::Json(json!({ "changed": true, "value": after_view })).into_response(),
+        axum::Json(ChangeResult {
+            changed: true,
+            value: after_view,
+        })
+        .into_response(),
         &edit::etag(&new_text),
     )
 }
 
+/// The configuration generation now in force.
+#[derive(Serialize, ToSchema)]
+pub struct Generation {
+    pub generation: u64,
+}
+
+/// Reload the configuration and lists now
+///
+/// Roles: office.
+#[utoipa::path(post, path = "/reload", responses(
+    (status = 200, description = "the new generation", body = Generation),
+    (status = 403, response = Forbidden),
+    (status = 422, response = Unprocessable),
+    (status = 503, response = Unavailable),
+))]
 pub async fn reload(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let who = auth!(state, peer, headers);
     if who.role != Role::Office {
@@ -212,7 +252,7 @@ pub async fn reload(State(state): State<AppState>, peer: Peer, headers: HeaderMa
                 &generation.to_string(),
             )
             .await;
-            axum::Json(json!({ "generation": generation })).into_response()
+            axum::Json(Generation { generation }).into_response()
         }
         Err(e) => problem(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,15 +1,17 @@
 //! The tester: would a name be blocked for a school's band, and why.
 
 use super::auth::forbidden;
-use super::reply::{Peer, body, normalized, problem};
+use super::reply::{BodyErrors, Forbidden, NotFound, Peer, body, normalized, problem};
 use crate::web::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// A name to judge for a client of one band of one school.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = TestRequest)]
 #[serde(deny_unknown_fields)]
 pub struct TestBody {
     name: String,
@@ -19,8 +21,42 @@ pub struct TestBody {
     at: Option<String>,
 }
 
-/// "Would NAME be blocked for school X, band Y, and why?" — the same code
-/// as `edudns explain`.
+/// The verdict and the explanation `edudns explain` gives.
+#[derive(Serialize, ToSchema)]
+pub struct TestResult {
+    pub band: String,
+    pub blocked: bool,
+    /// The blocking category, if a category blocks it.
+    pub category: Option<String>,
+    /// Every step of the decision, one a line.
+    pub explanation: String,
+    /// The name, normalized.
+    pub name: String,
+    /// The rule that decided.
+    pub rule: Option<String>,
+    pub school: String,
+    pub verdict: Verdict,
+}
+
+/// What a client would get.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allowed,
+    Blocked,
+    /// Answered as an alias of the search engine's safe-search host.
+    SafeSearch,
+}
+
+/// Would NAME be blocked for a client of school X, band Y, and why (the code of `edudns explain`)
+///
+/// Roles: office, school:<id>.
+#[utoipa::path(post, path = "/test", request_body = TestBody, responses(
+    (status = 200, description = "the verdict", body = TestResult),
+    (status = 403, response = Forbidden),
+    (status = 404, response = NotFound),
+    BodyErrors,
+))]
 pub async fn test(
     State(state): State<AppState>,
     peer: Peer,
@@ -69,31 +105,31 @@ pub async fn test(
     crate::snapshot::explain::explain_client(&snapshot, client, &name, at, &mut explanation);
     let (word, category, rule) = match &verdict {
         crate::policy::Verdict::Allow { rule } => (
-            "allowed",
+            Verdict::Allowed,
             None,
             rule.as_ref()
                 .map(|r| crate::snapshot::explain::describe(&snapshot, r)),
         ),
         crate::policy::Verdict::Block { category, rule, .. } => (
-            "blocked",
+            Verdict::Blocked,
             category.map(|c| config.categories[c].id.clone()),
             Some(crate::snapshot::explain::describe(&snapshot, rule)),
         ),
         crate::policy::Verdict::Rewrite { target, .. } => (
-            "safe_search",
+            Verdict::SafeSearch,
             None,
             Some(format!("answered as an alias of {target}")),
         ),
     };
-    axum::Json(json!({
-        "name": name,
-        "school": request.school,
-        "band": request.band,
-        "verdict": word,
-        "blocked": verdict.is_blocked(),
-        "category": category,
-        "rule": rule,
-        "explanation": explanation,
-    }))
+    axum::Json(TestResult {
+        band: request.band,
+        blocked: verdict.is_blocked(),
+        category,
+        explanation,
+        name,
+        rule,
+        school: request.school,
+        verdict: word,
+    })
     .into_response()
 }

@@ -2,8 +2,11 @@
 //! tables that nodes with `[central] url` pull.
 
 use super::auth::forbidden;
-use super::config::{EditRequest, current_etag, current_text, edit_config};
-use super::reply::{Peer, body, normalized, problem, with_etag};
+use super::config::{ChangeResult, EditRequest, current_etag, current_text, edit_config};
+use super::reply::{
+    BadRequest, BodyErrors, Forbidden, NotFound, Peer, PreconditionFailed, Unavailable,
+    Unprocessable, body, normalized, problem, with_etag,
+};
 use crate::admin::edit::{self};
 use crate::admin::tokens::{Principal, Role};
 use crate::web::state::AppState;
@@ -12,7 +15,32 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
+documents! {
+    /// The education office's own entries (every school, every band).
+    struct Office for edit::OfficeView {
+        allow: Vec<String>,
+        deny: Vec<String>,
+    }
+}
+
+/// Which of the office's lists.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum OfficeList {
+    Allow,
+    Deny,
+}
+
+/// The education office's own allow and deny entries (every school, every band)
+///
+/// Roles: any.
+#[utoipa::path(get, path = "/office", responses(
+    (status = 200, description = "the lists", body = Office,
+        headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),
+))]
 pub async fn office(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let _who = auth!(state, peer, headers);
     let snapshot = state.handler.snapshot.load_full();
@@ -22,7 +50,8 @@ pub async fn office(State(state): State<AppState>, peer: Peer, headers: HeaderMa
     )
 }
 
-#[derive(Deserialize)]
+/// A domain to add.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DomainBody {
     domain: String,
@@ -63,6 +92,20 @@ async fn office_list_change(
     .await
 }
 
+/// Add a domain to the office's allow or deny list
+///
+/// Roles: office.
+#[utoipa::path(post, path = "/office/{list}",
+    params(("list" = inline(OfficeList), Path), ("If-Match" = Option<String>, Header, description = "optional ETag check")),
+    request_body = DomainBody,
+    responses(
+        (status = 200, description = "the list after the change", body = ChangeResult),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        BodyErrors,
+        (status = 422, response = Unprocessable),
+    ))]
 pub async fn office_add(
     State(state): State<AppState>,
     peer: Peer,
@@ -82,6 +125,19 @@ pub async fn office_add(
     office_list_change(state, who, headers, list, domain, true).await
 }
 
+/// Remove a domain from the office's allow or deny list
+///
+/// Roles: office.
+#[utoipa::path(delete, path = "/office/{list}/{domain}",
+    params(("list" = inline(OfficeList), Path), ("domain" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "optional ETag check")),
+    responses(
+        (status = 200, description = "the list after the change", body = ChangeResult),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+    ))]
 pub async fn office_remove(
     State(state): State<AppState>,
     peer: Peer,
@@ -96,11 +152,23 @@ pub async fn office_remove(
     office_list_change(state, who, headers, list, domain, false).await
 }
 
-/// `GET /api/v1/policy`: the policy tables (`[office]`, `[[category]]`,
-/// `[[band]]`, `[[school]]`) of this server's configuration, as TOML — what
-/// nodes with `[central] url` pull. ETag/If-None-Match (304) so a node that
-/// is current costs one small request. Office and auditor tokens; a school's
-/// token is refused (the policy holds every school).
+/// The policy tables of this server's configuration, for nodes with [central] url
+///
+/// Roles: office, auditor. The `[office]`, `[[category]]`, `[[band]]` and
+/// `[[school]]` tables as TOML (comments kept): what nodes with
+/// `[central] url` pull. Send If-None-Match with the last ETag: 304 when
+/// unchanged, so a node that is current costs one small request
+/// (docs/scaling.md, 'Central policy'). A school's token is refused (the
+/// policy holds every school).
+#[utoipa::path(get, path = "/policy",
+    params(("If-None-Match" = Option<String>, Header, description = "the ETag of the copy the node holds")),
+    responses(
+        (status = 200, description = "the policy document", body = String, content_type = "application/toml",
+            headers(("ETag" = String, description = "Version of the policy document"))),
+        (status = 304, description = "the node's copy is current"),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn policy(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let who = auth!(state, peer, headers);
     if matches!(who.role, Role::School(_)) {

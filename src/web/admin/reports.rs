@@ -2,7 +2,7 @@
 //! HTML).
 
 use super::auth::authenticate;
-use super::reply::problem;
+use super::reply::{BadRequest, Forbidden, Unavailable, problem};
 use crate::admin::tokens::Role;
 use crate::stats::{report, sign};
 use crate::web::state::AppState;
@@ -12,16 +12,46 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+/// The report's formats.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ReportFormat {
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
+    /// The school's id.
     school: String,
+    /// YYYY-MM-DD
     from: String,
+    /// YYYY-MM-DD
     to: String,
+    /// json (default, signed with the school's key when it has one), csv or html
     #[serde(default)]
+    #[param(inline, value_type = Option<ReportFormat>)]
     format: Option<String>,
 }
 
+/// A school's statistics report for the authorities (JSON signed with the school's key, CSV or HTML)
+///
+/// Roles: office, auditor, school:<id>.
+#[utoipa::path(get, path = "/reports", params(ReportQuery), responses(
+    (status = 200, description = "the report", content(
+        (Object = "application/json"),
+        (String = "text/csv"),
+        (String = "text/html"),
+    )),
+    (status = 400, response = BadRequest),
+    (status = 403, response = Forbidden),
+    (status = 503, response = Unavailable),
+))]
 pub async fn reports(
     State(state): State<AppState>,
     peer: ConnectInfo<SocketAddr>,

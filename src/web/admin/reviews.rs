@@ -2,20 +2,77 @@
 
 use super::audit::audit_change;
 use super::auth::forbidden;
-use super::reply::{Peer, problem};
+use super::reply::{BadRequest, Conflict, Forbidden, NotFound, Peer, Unavailable, problem};
 use crate::admin::tokens::Role;
 use crate::web::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+documents! {
+    /// A "blocked by mistake" request from the warning page.
+    struct Review for crate::admin::reviews::Review {
+        id: i64,
+        /// The day it was asked (YYYY-MM-DD, the school's time zone).
+        day: String,
+        school: String,
+        band: String,
+        domain: String,
+        /// The category that blocked the domain.
+        category: String,
+        /// What the student wrote.
+        comment: String,
+        /// pending, accepted or rejected
+        status: String,
+    }
+}
+
+/// Where a request stands.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ReviewStatus {
+    Pending,
+    Accepted,
+    Rejected,
+}
+
+/// What the office or the school decides.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Decision {
+    Accept,
+    Reject,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewQuery {
+    /// Only the requests in this state (default: all).
+    #[param(inline, value_type = Option<ReviewStatus>)]
     status: Option<String>,
 }
 
+/// The review queue.
+#[derive(Serialize, ToSchema)]
+pub struct Reviews {
+    #[schema(value_type = Vec<Review>)]
+    pub reviews: Vec<Value>,
+}
+
+/// The 'blocked by mistake' review queue (school staff: their school)
+///
+/// Roles: office, school:<id>.
+#[utoipa::path(get, path = "/reviews", params(ReviewQuery), responses(
+    (status = 200, description = "requests", body = Reviews),
+    (status = 400, response = BadRequest),
+    (status = 403, response = Forbidden),
+    (status = 503, response = Unavailable),
+))]
 pub async fn reviews(
     State(state): State<AppState>,
     peer: Peer,
@@ -52,7 +109,10 @@ pub async fn reviews(
                 .into_iter()
                 .filter(|r| who.role.covers_school(&r.school))
                 .collect();
-            axum::Json(json!({ "reviews": visible })).into_response()
+            axum::Json(Reviews {
+                reviews: visible.iter().map(|r| json!(r)).collect(),
+            })
+            .into_response()
         }
         _ => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -61,6 +121,18 @@ pub async fn reviews(
     }
 }
 
+/// Accept (the domain is allowed for the school at once) or reject a request
+///
+/// Roles: office, school:<id of the request>.
+#[utoipa::path(post, path = "/reviews/{id}/{decision}",
+    params(("id" = i64, Path, description = "the request's id"), ("decision" = inline(Decision), Path)),
+    responses(
+        (status = 200, description = "the decided request", body = Review),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn review_decide(
     State(state): State<AppState>,
     peer: Peer,

@@ -1,16 +1,68 @@
 //! Schools: the list, one school, and a school's own allow/deny entries.
 
 use super::auth::forbidden;
-use super::config::{EditRequest, current_etag, edit_config};
-use super::reply::{Peer, body, problem, with_etag};
-use crate::admin::edit::{self, SchoolPatch};
+use super::config::{ChangeResult, EditRequest, current_etag, edit_config};
+use super::reply::{EditErrors, Forbidden, IF_MATCH, NotFound, Peer, body, problem, with_etag};
+use crate::admin::edit;
 use crate::admin::tokens::Role;
 use crate::web::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+documents! {
+    /// A school: its networks and bands, its own allow and deny entries.
+    struct School for edit::SchoolView {
+        id: String,
+        name: String,
+        networks: Vec<String>,
+        bands: Vec<SchoolBand>,
+        /// The band of an address in none of the band networks.
+        unknown_band: String,
+        allow: Vec<String>,
+        deny: Vec<String>,
+        timezone: String,
+    }
+}
+
+documents! {
+    /// The networks of one band in a school.
+    struct SchoolBand for edit::SchoolBandView {
+        band: String,
+        networks: Vec<String>,
+    }
+}
+
+documents! {
+    /// A change to a school's own entries: fields left out stay.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SchoolPatch for edit::SchoolPatch {
+        allow: Option<Vec<String>>,
+        deny: Option<Vec<String>>,
+    }
+}
+
+/// The schools a token may see, and the band ids.
+#[derive(Serialize, ToSchema)]
+pub struct SchoolList {
+    /// `{id, name}` of every band.
+    #[schema(value_type = Vec<Object>)]
+    pub bands: Vec<Value>,
+    #[schema(value_type = Vec<School>)]
+    pub schools: Vec<Value>,
+}
+
+/// Schools (school staff see their own) and the band ids
+///
+/// Roles: any.
+#[utoipa::path(get, path = "/schools", responses(
+    (status = 200, description = "schools and bands", body = SchoolList,
+        headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),
+))]
 pub async fn schools(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let who = auth!(state, peer, headers);
     let snapshot = state.handler.snapshot.load_full();
@@ -27,11 +79,24 @@ pub async fn schools(State(state): State<AppState>, peer: Peer, headers: HeaderM
         .map(|i| json!({ "id": config.bands[i].id, "name": config.bands[i].name }))
         .collect();
     with_etag(
-        axum::Json(json!({ "schools": list, "bands": bands })).into_response(),
+        axum::Json(SchoolList {
+            bands,
+            schools: list,
+        })
+        .into_response(),
         &current_etag(&state),
     )
 }
 
+/// One school: networks, bands, own allow and deny entries
+///
+/// Roles: office, auditor, school:<id>.
+#[utoipa::path(get, path = "/schools/{id}", params(("id" = String, Path, description = "school id")), responses(
+    (status = 200, description = "the school", body = School,
+        headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),
+    (status = 403, response = Forbidden),
+    (status = 404, response = NotFound),
+))]
 pub async fn school(
     State(state): State<AppState>,
     peer: Peer,
@@ -52,6 +117,20 @@ pub async fn school(
     )
 }
 
+/// Change a school's own allow/deny entries
+///
+/// Validated like check-config, applied through the reload path, written
+/// atomically, audited.
+///
+/// Roles: office, school:<id>.
+#[utoipa::path(patch, path = "/schools/{id}",
+    params(("id" = String, Path, description = "school id"), ("If-Match" = String, Header, description = IF_MATCH)),
+    request_body = SchoolPatch,
+    responses(
+        (status = 200, description = "the new entries", body = ChangeResult,
+            headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),
+        EditErrors,
+    ))]
 pub async fn patch_school(
     State(state): State<AppState>,
     peer: Peer,
@@ -64,7 +143,7 @@ pub async fn patch_school(
         return forbidden(&state, &who, &format!("change school {id}"));
     }
     write_check!(state, headers, true);
-    let patch: SchoolPatch = match body(&bytes) {
+    let patch: edit::SchoolPatch = match body(&bytes) {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -2,15 +2,57 @@
 //! new ones (an office token or the authorities' push token).
 
 use super::auth::{authenticate, check_write};
-use super::reply::problem;
+use super::reply::{BodyErrors, Forbidden, Unavailable, problem};
 use crate::admin::tokens::Role;
 use crate::web::state::AppState;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
 use std::net::SocketAddr;
+use utoipa::ToSchema;
 
+documents! {
+    /// A domain the authorities ordered blocked, for every band.
+    #[derive(serde::Deserialize)]
+    struct Takedown for crate::takedown::Takedown {
+        domain: String,
+        /// The order's reference number.
+        reference: String,
+        /// The order's date.
+        #[serde(default)]
+        date: String,
+        /// Where it came from: the feed URL, or "api" (set by the server).
+        #[serde(default)]
+        source: String,
+        /// Unix time it took effect here (set by the server).
+        #[serde(default)]
+        applied_at: i64,
+    }
+}
+
+/// The takedown entries in force.
+#[derive(Serialize, ToSchema)]
+pub struct Takedowns {
+    #[schema(value_type = Vec<Takedown>)]
+    pub takedowns: Vec<Value>,
+}
+
+/// How many pushed entries were new.
+#[derive(Serialize, ToSchema)]
+pub struct Added {
+    pub added: usize,
+}
+
+/// Takedown entries in force
+///
+/// Roles: office, auditor.
+#[utoipa::path(get, path = "/takedowns", responses(
+    (status = 200, description = "entries", body = Takedowns),
+    (status = 403, response = Forbidden),
+))]
 pub async fn takedowns_list(
     State(state): State<AppState>,
     peer: ConnectInfo<SocketAddr>,
@@ -26,13 +68,27 @@ pub async fn takedowns_list(
         }
         Err(r) => return r,
     }
-    Json(serde_json::json!({ "takedowns": state.handler.snapshot.load().takedowns.all() }))
-        .into_response()
+    let all = state.handler.snapshot.load().takedowns.all();
+    Json(Takedowns {
+        takedowns: all.iter().map(|t| json!(t)).collect(),
+    })
+    .into_response()
 }
 
-/// `POST /api/v1/takedowns` with `Authorization: Bearer TOKEN` whose SHA-256
-/// is `takedown.push_token_sha256`, and a JSON array of
-/// `{domain, reference, date}`: applied to every band at once.
+/// Push takedown entries (every band, at once)
+///
+/// A JSON array of `{domain, reference, date}`, with
+/// `Authorization: Bearer TOKEN`: an office token, or the authorities' push
+/// token whose SHA-256 is `takedown.push_token_sha256` (a system with no
+/// console account).
+///
+/// Roles: office, or the authorities' push token (takedown.push_token_sha256).
+#[utoipa::path(post, path = "/takedowns", request_body = Vec<Takedown>, responses(
+    (status = 200, description = "how many were added", body = Added),
+    (status = 403, response = Forbidden),
+    BodyErrors,
+    (status = 503, response = Unavailable),
+))]
 pub async fn takedowns_push(
     State(state): State<AppState>,
     peer: ConnectInfo<SocketAddr>,
@@ -103,7 +159,7 @@ pub async fn takedowns_push(
         );
     };
     match crate::takedown::feed::apply(&state.handler, &store, "api", valid, false).await {
-        Ok((added, _)) => Json(serde_json::json!({ "added": added })).into_response(),
+        Ok((added, _)) => Json(Added { added }).into_response(),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
