@@ -5,7 +5,7 @@
 //! it; every text from the API is inserted with `textContent` (domain
 //! names in the review queue and audit log come from students).
 
-use super::AppState;
+use super::state::AppState;
 use axum::Router;
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};

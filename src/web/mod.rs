@@ -1,47 +1,51 @@
-//! The HTTP side. The management listener (default 127.0.0.1:9153) serves
-//! `/metrics` (Prometheus text format), the administration API under
-//! `/api/v1` (see `admin.rs` and `docs/administration.md`) and the web
-//! console under `/console`. It never touches DNS sockets: it reads the
-//! snapshot, the stats registry and the durable store, and changes policy
-//! only through the reload path.
+//! The HTTP side. The management listener (default 127.0.0.1:9153, HTTPS
+//! when `admin.tls_cert`/`tls_key` are set) serves `/metrics` (Prometheus
+//! text format), `/healthz` and `/readyz`, the administration API under
+//! `/api/v1` (`admin/`, `docs/administration.md`) with its OpenAPI
+//! document generated from the handlers (`openapi.rs`; `api()` builds the
+//! routes and the document from one list), and the web console under
+//! `/console` (`console.rs`); the handlers share [`AppState`] (`state.rs`).
+//! The sinkhole listeners serve the warning page and the review form
+//! (`warning.rs`, `page.rs`, and `school_ca.rs` for school-CA HTTPS). It
+//! never touches DNS sockets: it reads the snapshot, the stats registry and
+//! the durable store, and changes policy only through the reload path.
+//!
+//! May use: `crate::admin` (tokens, edits, allowances, reviews, audit),
+//! `crate::app::reload` (applying changes), `crate::config`, `crate::dns`
+//! (the handler it reads), `crate::client`, `crate::lists`,
+//! `crate::policy`, `crate::snapshot`, `crate::stats` and
+//! `crate::takedown`. Used by `crate::app`, which starts the listeners and
+//! the allowance sweep, and by the integration tests (`API_ROUTES`).
 
 pub mod admin;
 pub mod console;
+pub mod openapi;
 pub mod page;
 pub mod school_ca;
+pub mod state;
 pub mod warning;
 
+pub use state::AppState;
+
 use crate::admin::tokens::Role;
-use crate::app::reload::Reloader;
-use crate::dns::Handler;
-use crate::stats::flusher::SharedStore;
-use crate::stats::{report, sign};
 use admin::{authenticate, problem};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use tracing::info;
-
-/// What the management handlers read.
-#[derive(Clone)]
-pub struct AppState {
-    pub handler: Arc<Handler>,
-    pub store: Option<SharedStore>,
-    /// Applies policy changes (absent in tools that only read).
-    pub reloader: Option<Arc<Reloader>>,
-    pub admin: Arc<admin::Admin>,
-}
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest request body accepted (larger → 413).
 pub const MAX_BODY: usize = 1 << 20;
 
-/// Every API route (method, path), as the router serves them and as
-/// `openapi.json` must document them (a test holds the three together).
+/// Every API route (method, path), as the router serves them and as the
+/// OpenAPI document must describe them (a test holds the three together).
 pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/whoami"),
@@ -70,51 +74,52 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/takedowns"),
 ];
 
+/// The `/api/v1` routes (paths relative to it) with their OpenAPI
+/// document: `routes!` registers each handler with axum and adds its
+/// `#[utoipa::path]` operation and schemas to the document in one step.
+fn api() -> OpenApiRouter<AppState> {
+    use admin::{
+        allowances, audit, auth, bands, config, explain, lists, office, reports, reviews, schools,
+        takedowns,
+    };
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(openapi_json))
+        .routes(routes!(auth::whoami))
+        .routes(routes!(schools::schools))
+        .routes(routes!(schools::school, schools::patch_school))
+        .routes(routes!(bands::bands))
+        .routes(routes!(bands::band, bands::patch_band))
+        .routes(routes!(office::office))
+        .routes(routes!(office::office_add))
+        .routes(routes!(office::office_remove))
+        .routes(routes!(lists::categories))
+        .routes(routes!(lists::lists))
+        .routes(routes!(reviews::reviews))
+        .routes(routes!(reviews::review_decide))
+        .routes(routes!(
+            allowances::allowances_list,
+            allowances::allowances_add
+        ))
+        .routes(routes!(allowances::allowances_remove))
+        .routes(routes!(explain::test))
+        .routes(routes!(config::reload))
+        .routes(routes!(audit::audit_log))
+        .routes(routes!(office::policy))
+        .routes(routes!(reports::reports))
+        .routes(routes!(
+            takedowns::takedowns_list,
+            takedowns::takedowns_push
+        ))
+}
+
 /// The management routes.
 pub fn management_router(state: AppState) -> Router {
+    let (api, _) = api().split_for_parts();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/whoami", get(admin::whoami))
-        .route("/api/v1/schools", get(admin::schools))
-        .route(
-            "/api/v1/schools/{id}",
-            get(admin::school).patch(admin::patch_school),
-        )
-        .route("/api/v1/bands", get(admin::bands))
-        .route(
-            "/api/v1/bands/{id}",
-            get(admin::band).patch(admin::patch_band),
-        )
-        .route("/api/v1/office", get(admin::office))
-        .route("/api/v1/office/{list}", post(admin::office_add))
-        .route(
-            "/api/v1/office/{list}/{domain}",
-            delete(admin::office_remove),
-        )
-        .route("/api/v1/categories", get(admin::categories))
-        .route("/api/v1/lists", get(lists))
-        .route("/api/v1/reviews", get(admin::reviews))
-        .route(
-            "/api/v1/reviews/{id}/{decision}",
-            post(admin::review_decide),
-        )
-        .route(
-            "/api/v1/allowances",
-            get(admin::allowances_list).post(admin::allowances_add),
-        )
-        .route("/api/v1/allowances/{id}", delete(admin::allowances_remove))
-        .route("/api/v1/test", post(admin::test))
-        .route("/api/v1/reload", post(admin::reload))
-        .route("/api/v1/audit", get(admin::audit_log))
-        .route("/api/v1/policy", get(admin::policy))
-        .route("/api/v1/reports", get(reports))
-        .route(
-            "/api/v1/takedowns",
-            get(takedowns_list).post(takedowns_push),
-        )
+        .nest("/api/v1", api)
         .merge(console::routes())
         .fallback(|| async {
             problem(
@@ -151,11 +156,29 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// The OpenAPI 3.1 document of `/api/v1`.
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// The OpenAPI 3.1 document of `/api/v1` as JSON, generated from the
+/// handlers once.
+pub fn openapi_document() -> &'static str {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+        openapi::finish(api().into_openapi())
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes")
+    });
+    &DOCUMENT
+}
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// This document
+///
+/// The OpenAPI 3.1 document of this API, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json", security(()), responses(
+    (status = 200, description = "OpenAPI 3.1 document", body = Object),
+))]
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(),
+    )
+        .into_response()
 }
 
 /// Binds the management listener (HTTPS when `admin.tls_cert`/`tls_key`
@@ -287,41 +310,6 @@ async fn metrics(
         .into_response()
 }
 
-/// Every list in force: category, file or subscription, entries, skipped
-/// lines, and for subscriptions the last download and last error.
-async fn lists(
-    State(state): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = authenticate(&state, peer.0, &headers) {
-        return r;
-    }
-    let snapshot = state.handler.snapshot.load_full();
-    let config = &snapshot.config;
-    let mut out = Vec::new();
-    for (index, category) in config.categories.iter().enumerate() {
-        for spec in &category.lists {
-            let loaded = snapshot.loaded_list(index, &spec.display);
-            let meta = spec
-                .download
-                .as_ref()
-                .map(|_| crate::lists::download::read_meta(&spec.path));
-            out.push(serde_json::json!({
-                "category": category.id,
-                "list": spec.display,
-                "subscription": spec.download.as_ref().map(|d| serde_json::json!({"name": d.name, "url": d.url, "refresh_secs": d.refresh.as_secs()})),
-                "entries": loaded.map(|l| l.entries),
-                "skipped_lines": loaded.map(|l| l.skipped),
-                "sha256": loaded.map(|l| l.sha256.clone()),
-                "last_download": meta.as_ref().and_then(|m| m.last_success),
-                "last_error": meta.and_then(|m| m.last_error),
-            }));
-        }
-    }
-    Json(serde_json::json!({ "generation": snapshot.generation, "lists": out })).into_response()
-}
-
 /// `GET /healthz`: the process is up and its management listener answers
 /// (a liveness probe: failing it means restart the process).
 async fn healthz() -> &'static str {
@@ -382,200 +370,4 @@ async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
-}
-
-async fn takedowns_list(
-    State(state): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    match authenticate(&state, peer.0, &headers) {
-        Ok(who) if matches!(who.role, Role::Office | Role::Auditor) => {}
-        Ok(_) => {
-            return problem(
-                StatusCode::FORBIDDEN,
-                "takedowns: office or auditor token needed",
-            );
-        }
-        Err(r) => return r,
-    }
-    Json(serde_json::json!({ "takedowns": state.handler.snapshot.load().takedowns.all() }))
-        .into_response()
-}
-
-/// `POST /api/v1/takedowns` with `Authorization: Bearer TOKEN` whose SHA-256
-/// is `takedown.push_token_sha256`, and a JSON array of
-/// `{domain, reference, date}`: applied to every band at once.
-async fn takedowns_push(
-    State(state): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    use sha2::{Digest, Sha256};
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let legacy = state
-        .handler
-        .snapshot
-        .load()
-        .config
-        .takedown
-        .push_token_sha256
-        .clone();
-    // An office API token, or the authorities' push token configured as
-    // takedown.push_token_sha256 (a system with no console account).
-    let pushed_by_authority = match (token, legacy) {
-        (Some(token), Some(expected)) if !token.starts_with("edudns_") => {
-            let actual: String = Sha256::digest(token.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            crate::admin::tokens::same(&actual, &expected)
-        }
-        _ => false,
-    };
-    if !pushed_by_authority {
-        match authenticate(&state, peer.0, &headers) {
-            Ok(who) if who.role == Role::Office => {}
-            Ok(_) => {
-                return problem(
-                    StatusCode::FORBIDDEN,
-                    "takedowns: an office token is needed",
-                );
-            }
-            Err(r) => return r,
-        }
-    }
-    if let Err(r) = admin::check_write(&state, &headers, true) {
-        return r;
-    }
-    let Ok(entries) = serde_json::from_slice::<Vec<crate::takedown::Takedown>>(&body) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "expected a JSON array of {\"domain\", \"reference\", \"date\"}",
-        );
-    };
-    let mut valid = Vec::new();
-    for mut entry in entries {
-        match crate::lists::name::normalize(&entry.domain) {
-            Ok(name) => {
-                entry.domain = name.into_owned();
-                valid.push(entry);
-            }
-            Err(e) => return problem(StatusCode::BAD_REQUEST, format!("{:?}: {e}", entry.domain)),
-        }
-    }
-    let Some(store) = state.store.clone() else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "statistics database is not open",
-        );
-    };
-    match crate::takedown::feed::apply(&state.handler, &store, "api", valid, false).await {
-        Ok((added, _)) => Json(serde_json::json!({ "added": added })).into_response(),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
-}
-
-#[derive(Deserialize)]
-struct ReportQuery {
-    school: String,
-    from: String,
-    to: String,
-    #[serde(default)]
-    format: Option<String>,
-}
-
-async fn reports(
-    State(state): State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let who = match authenticate(&state, peer.0, &headers) {
-        Ok(who) => who,
-        Err(r) => return r,
-    };
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{e}; expected school, from, to (YYYY-MM-DD) and optional format=json|csv|html"
-                ),
-            );
-        }
-    };
-    if !(who.role == Role::Auditor || who.role.covers_school(&query.school)) {
-        return problem(
-            StatusCode::FORBIDDEN,
-            format!(
-                "role {} may not read reports of school {}",
-                who.role, query.school
-            ),
-        );
-    }
-    let Some(store) = state.store.clone() else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "statistics database is not open",
-        );
-    };
-    let snapshot = state.handler.snapshot.load_full();
-    let built = tokio::task::spawn_blocking(move || {
-        let store = store.lock().unwrap_or_else(|e| e.into_inner());
-        report::build(
-            store.connection(),
-            &snapshot.config,
-            &query.school,
-            &query.from,
-            &query.to,
-            snapshot.config.privacy.k_anonymity,
-        )
-        .map(|r| (r, query.format, snapshot))
-    })
-    .await;
-    let (report, format, snapshot) = match built {
-        Ok(Ok(built)) => built,
-        Ok(Err(report::ReportError::Database(e))) => {
-            return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-        }
-        Ok(Err(e)) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    match format.as_deref().unwrap_or("json") {
-        "json" => {
-            let school = report.schools[0].id.clone();
-            let (key, _) = sign::key_paths(&snapshot.config.stats.key_dir, &school);
-            match sign::sign_if_key(report, &key) {
-                Ok(signed) => Json(signed).into_response(),
-                Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            }
-        }
-        "csv" => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            report::to_csv(&report),
-        )
-            .into_response(),
-        "html" => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (
-                    header::CONTENT_SECURITY_POLICY,
-                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
-                ),
-            ],
-            report::to_html(&report),
-        )
-            .into_response(),
-        other => problem(
-            StatusCode::BAD_REQUEST,
-            format!("unknown format {other:?}: expected json, csv or html"),
-        ),
-    }
 }
