@@ -7,164 +7,38 @@
 //! categories — never a domain or a client address. Blocked domains go to a
 //! bounded top-k sketch per school (sharded, so no lock is shared by all
 //! queries), which only the durable store ever reads.
+//!
+//! The table itself lives below this room, in [`crate::counting`]; this room
+//! owns the metric families its handles come from ([`Stats`]), hands their
+//! values to the durable store ([`flusher`], [`store`]), and makes, signs
+//! and merges the reports ([`report`], [`sign`]).
+//!
+//! Uses: `crate::counting` (the table it fills), `crate::snapshot` (what a
+//! snapshot loaded, the incident log setting), `crate::config`,
+//! `crate::client` and `crate::dns::counters` (the protocol counters it
+//! exposes). Used by: `crate::app` (wiring, reload), `crate::dns` (latency
+//! histograms), `crate::web` (/metrics, reports), `crate::cli` (`edudns
+//! report`, `keys`), `crate::takedown` (the store).
 
 pub mod flusher;
 pub mod report;
 pub mod report_html;
 pub mod sign;
 pub mod store;
-pub mod topk;
 
 use crate::client::Client;
 use crate::config::Config;
+use crate::counting::{CategorySlot, CounterSource, CounterTable, TopBlocked};
 use crate::dns::counters::CountersSnapshot;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use topk::SpaceSaving;
-
-/// The `verdict` label values, in counter-table order.
-pub const VERDICTS: [&str; 3] = ["allowed", "blocked", "safe_search"];
-
-/// What happened to a query, for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Allowed = 0,
-    Blocked = 1,
-    SafeSearch = 2,
-}
-
-/// The `category` label of a query: a configured category, or one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CategorySlot {
-    Category(usize),
-    /// Allowed or rewritten: no category.
-    None,
-    /// Blocked by a deny entry of the config.
-    DenyList,
-    /// Blocked by a built-in bypass rule (DoH canary, DDR, Private Relay).
-    Bypass,
-    /// Blocked by the authorities' takedown list.
-    Takedown,
-}
-
-const EXTRA_SLOTS: [&str; 4] = ["none", "deny_list", "bypass", "takedown"];
-const TOP_SHARDS: usize = 8;
-/// Domains tracked per shard of a school's sketch.
-const TOP_CAPACITY: usize = 128;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Key of one durable counter: (school, band, category, verdict) ids.
 pub type CounterKey = (String, String, String, &'static str);
-
-/// A school's top-blocked sketch, sharded by domain hash.
-#[derive(Debug)]
-pub struct TopBlocked {
-    shards: Vec<Mutex<SpaceSaving>>,
-    /// Seeded per process: blocked names come from clients.
-    hasher: foldhash::quality::RandomState,
-}
-
-impl TopBlocked {
-    fn new() -> Self {
-        TopBlocked {
-            shards: (0..TOP_SHARDS)
-                .map(|_| Mutex::new(SpaceSaving::new(TOP_CAPACITY)))
-                .collect(),
-            hasher: Default::default(),
-        }
-    }
-
-    fn offer(&self, domain: &str) {
-        use std::hash::BuildHasher;
-        let key = self.hasher.hash_one(domain);
-        // The high bits pick the shard; the sketch's map uses them all.
-        let shard = (key >> 32) as usize % TOP_SHARDS;
-        if let Ok(mut sketch) = self.shards[shard].lock() {
-            sketch.offer(key, domain);
-        }
-    }
-
-    /// Takes every count out (the flusher adds them to the store).
-    pub fn drain(&self) -> Vec<(Box<str>, u64)> {
-        let mut out = Vec::new();
-        for shard in &self.shards {
-            if let Ok(mut sketch) = shard.lock() {
-                out.extend(sketch.drain());
-            }
-        }
-        out
-    }
-}
-
-/// Counter handles for one snapshot's schools, bands and categories.
-#[derive(Debug, Default)]
-pub struct CounterTable {
-    bands: usize,
-    slots: usize,
-    categories: usize,
-    queries: Vec<IntCounter>,
-    cache_hits: Vec<IntCounter>,
-    upstream_errors: Vec<IntCounter>,
-    top: Vec<Arc<TopBlocked>>,
-}
-
-impl CounterTable {
-    /// A table that counts nothing (explain, check-config, benchmarks without stats).
-    pub fn empty() -> Self {
-        CounterTable::default()
-    }
-
-    fn slot_index(&self, slot: CategorySlot) -> usize {
-        match slot {
-            CategorySlot::Category(c) => c,
-            CategorySlot::None => self.categories,
-            CategorySlot::DenyList => self.categories + 1,
-            CategorySlot::Bypass => self.categories + 2,
-            CategorySlot::Takedown => self.categories + 3,
-        }
-    }
-
-    /// Counts one answered query.
-    #[inline]
-    pub fn count(&self, client: Client, slot: CategorySlot, outcome: Outcome) {
-        let index = ((client.school * self.bands + client.band) * self.slots
-            + self.slot_index(slot))
-            * VERDICTS.len()
-            + outcome as usize;
-        if let Some(counter) = self.queries.get(index) {
-            counter.inc();
-        }
-    }
-
-    /// Remembers a blocked domain (the listed domain, not the full name asked).
-    #[inline]
-    pub fn blocked_domain(&self, client: Client, domain: &str) {
-        if let Some(top) = self.top.get(client.school) {
-            top.offer(domain);
-        }
-    }
-
-    pub fn cache_hit(&self, client: Client) {
-        if let Some(c) = self
-            .cache_hits
-            .get(client.school * self.bands + client.band)
-        {
-            c.inc();
-        }
-    }
-
-    pub fn upstream_error(&self, client: Client) {
-        if let Some(c) = self
-            .upstream_errors
-            .get(client.school * self.bands + client.band)
-        {
-            c.inc();
-        }
-    }
-}
 
 /// All metric families, registered once for the life of the process.
 pub struct Stats {
@@ -512,55 +386,12 @@ impl Stats {
 
     /// Builds the counter table for a configuration (cold path, at load).
     pub fn table_for(&self, config: &Config) -> CounterTable {
-        let categories = config.categories.len();
-        let slots = categories + EXTRA_SLOTS.len();
-        let bands = config.bands.len();
-        let mut table = CounterTable {
-            bands,
-            slots,
-            categories,
-            ..CounterTable::default()
+        let mut source = TableSource {
+            stats: self,
+            handles: self.handles.lock().unwrap_or_else(|e| e.into_inner()),
+            tops: self.top.lock().unwrap_or_else(|e| e.into_inner()),
         };
-        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tops = self.top.lock().unwrap_or_else(|e| e.into_inner());
-        for school in &config.schools {
-            for band in &config.bands {
-                for slot in 0..slots {
-                    let category = if slot < categories {
-                        config.categories[slot].id.as_str()
-                    } else {
-                        EXTRA_SLOTS[slot - categories]
-                    };
-                    for verdict in VERDICTS {
-                        let counter = self
-                            .queries
-                            .with_label_values(&[&school.id, &band.id, category, verdict]);
-                        handles.insert(
-                            (
-                                school.id.clone(),
-                                band.id.clone(),
-                                category.to_string(),
-                                verdict,
-                            ),
-                            counter.clone(),
-                        );
-                        table.queries.push(counter);
-                    }
-                }
-                table
-                    .cache_hits
-                    .push(self.cache_hits.with_label_values(&[&school.id, &band.id]));
-                table.upstream_errors.push(
-                    self.upstream_errors
-                        .with_label_values(&[&school.id, &band.id]),
-                );
-            }
-            let top = tops
-                .entry(school.id.clone())
-                .or_insert_with(|| Arc::new(TopBlocked::new()));
-            table.top.push(top.clone());
-        }
-        table
+        CounterTable::for_config(config, &mut source)
     }
 
     /// Current value of every query counter, for the durable flusher.
@@ -695,6 +526,56 @@ impl Stats {
         let encoder = TextEncoder::new();
         let _ = encoder.encode(&self.registry.gather(), &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// The handles [`Stats::table_for`] hands out, each also kept for the
+/// durable flusher (the two locks are held while one table is built).
+struct TableSource<'a> {
+    stats: &'a Stats,
+    handles: MutexGuard<'a, HashMap<CounterKey, IntCounter>>,
+    tops: MutexGuard<'a, HashMap<String, Arc<TopBlocked>>>,
+}
+
+impl CounterSource for TableSource<'_> {
+    fn query(
+        &mut self,
+        school: &str,
+        band: &str,
+        category: &str,
+        verdict: &'static str,
+    ) -> IntCounter {
+        let counter = self
+            .stats
+            .queries
+            .with_label_values(&[school, band, category, verdict]);
+        self.handles.insert(
+            (
+                school.to_string(),
+                band.to_string(),
+                category.to_string(),
+                verdict,
+            ),
+            counter.clone(),
+        );
+        counter
+    }
+
+    fn cache_hit(&mut self, school: &str, band: &str) -> IntCounter {
+        self.stats.cache_hits.with_label_values(&[school, band])
+    }
+
+    fn upstream_error(&mut self, school: &str, band: &str) -> IntCounter {
+        self.stats
+            .upstream_errors
+            .with_label_values(&[school, band])
+    }
+
+    fn top_blocked(&mut self, school: &str) -> Arc<TopBlocked> {
+        self.tops
+            .entry(school.to_string())
+            .or_insert_with(|| Arc::new(TopBlocked::new()))
+            .clone()
     }
 }
 
