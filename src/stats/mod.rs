@@ -22,7 +22,6 @@
 
 pub mod flusher;
 pub mod report;
-pub mod report_html;
 pub mod sign;
 pub mod store;
 
