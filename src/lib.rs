@@ -24,6 +24,7 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod counting;
 pub mod dns;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -12,8 +12,9 @@
 //! Fetching (conditional GET, then validate, then swap) is in
 //! [`crate::office::pull`].
 
-use super::error::ConfigIssue;
-use super::{ConfigError, ListRoot, validate};
+use super::error::{ConfigError, ConfigIssue};
+use super::types::{Config, ListRoot};
+use super::validate;
 use std::path::{Path, PathBuf};
 
 /// The tables a central policy holds and a node's own file must not.
@@ -66,7 +67,7 @@ pub fn parse_with_policy(
     policy: &str,
     policy_path: &Path,
     root: ListRoot,
-) -> Result<super::Config, ConfigError> {
+) -> Result<Config, ConfigError> {
     let mut issues = local_holds_policy(local);
     issues.extend(policy_shape(policy, policy_path));
     if !issues.is_empty() {

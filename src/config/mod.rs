@@ -5,6 +5,17 @@
 //! and CIDRs, fills defaults and collects *every* problem with its key path
 //! and line. `Snapshot::build` then compiles lists and policies from the
 //! typed [`Config`]; `edudns check-config` runs the same path.
+//!
+//! [`central`] joins a node's own file with the office's policy tables
+//! before that validation; [`error`] renders issues as `file:line: key:
+//! message`.
+//!
+//! Uses: `crate::lists` (list formats, name normalization, the catalogue of
+//! sources, protected names) and `crate::dns::flood` (the default of
+//! `upstream.max_lookups_per_client`). Used by: nearly every room — `crate::snapshot`,
+//! `crate::client`, `crate::policy`, `crate::lists`, `crate::counting`,
+//! `crate::stats`, `crate::dns`, `crate::app`, `crate::admin`,
+//! `crate::office`, `crate::web` and `crate::cli`.
 
 pub mod central;
 pub mod error;

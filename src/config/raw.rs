@@ -1,6 +1,6 @@
 //! Serde structs that mirror the TOML file one to one.
 //!
-//! Nothing here is checked beyond TOML types: `validate.rs` turns these into a
+//! Nothing here is checked beyond TOML types: `validate/` turns these into a
 //! typed [`crate::config::Config`]. Every struct denies unknown fields so a
 //! typo (`upstreem = …`) is an error instead of a silently ignored key.
 //! Values whose meaning is checked later are wrapped in [`Spanned`] so the

@@ -23,10 +23,10 @@ use super::counters::bump;
 use super::handler::Handler;
 use super::wire::{Question, header, label_count, opt, parse, suffix_offset};
 use crate::config::BlockMode;
+use crate::counting::{CategorySlot, Outcome};
 use crate::lists::trie::Probe;
 use crate::policy::Verdict;
 use crate::snapshot::Snapshot;
-use crate::stats::{CategorySlot, Outcome};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,14 @@
 //! (`ArcSwap`): each query loads one consistent version, and a reload
 //! ([`crate::app::reload`]) builds a new one off the hot path and swaps it in only
 //! when everything loaded.
+//!
+//! Uses: `crate::config`, `crate::client` (the network map),
+//! `crate::lists` (the trie, list loading), `crate::policy`,
+//! `crate::takedown` and `crate::admin::allowances` (overlays shared by
+//! every snapshot) and `crate::counting` (the counter table each snapshot
+//! holds). Used by: `crate::dns` (every query), `crate::app` (building and
+//! swapping on reload), `crate::stats` (what a snapshot loaded),
+//! `crate::web` and `crate::cli` (explain, check-config).
 
 mod build;
 pub mod cache;
@@ -37,7 +45,7 @@ pub struct Snapshot {
     /// 1 for the first snapshot, +1 for each successful reload.
     pub generation: u64,
     /// Per-school counter handles (empty until the running service attaches them).
-    pub counters: crate::stats::CounterTable,
+    pub counters: crate::counting::CounterTable,
     /// The takedown overlay (shared by every snapshot of the service).
     pub takedowns: std::sync::Arc<crate::takedown::Takedowns>,
     /// Temporary allowances (shared by every snapshot of the service).

@@ -7,164 +7,37 @@
 //! categories — never a domain or a client address. Blocked domains go to a
 //! bounded top-k sketch per school (sharded, so no lock is shared by all
 //! queries), which only the durable store ever reads.
+//!
+//! The table itself lives below this room, in [`crate::counting`]; this room
+//! owns the metric families its handles come from ([`Stats`]; their names,
+//! help texts and the `/metrics` text format are in `exposition.rs`), hands
+//! their values to the durable store ([`flusher`], [`store`]), and makes,
+//! signs and merges the reports ([`report`], [`sign`]).
+//!
+//! Uses: `crate::counting` (the table it fills), `crate::snapshot` (what a
+//! snapshot loaded, the incident log setting), `crate::config`,
+//! `crate::client` and `crate::dns::counters` (the protocol counters it
+//! exposes). Used by: `crate::app` (wiring, reload), `crate::dns` (latency
+//! histograms), `crate::web` (/metrics, reports), `crate::cli` (`edudns
+//! report`, `keys`), `crate::takedown` (the store).
 
+mod exposition;
 pub mod flusher;
 pub mod report;
-pub mod report_html;
 pub mod sign;
 pub mod store;
-pub mod topk;
 
 use crate::client::Client;
 use crate::config::Config;
-use crate::dns::counters::CountersSnapshot;
+use crate::counting::{CategorySlot, CounterSource, CounterTable, TopBlocked};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use topk::SpaceSaving;
-
-/// The `verdict` label values, in counter-table order.
-pub const VERDICTS: [&str; 3] = ["allowed", "blocked", "safe_search"];
-
-/// What happened to a query, for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Allowed = 0,
-    Blocked = 1,
-    SafeSearch = 2,
-}
-
-/// The `category` label of a query: a configured category, or one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CategorySlot {
-    Category(usize),
-    /// Allowed or rewritten: no category.
-    None,
-    /// Blocked by a deny entry of the config.
-    DenyList,
-    /// Blocked by a built-in bypass rule (DoH canary, DDR, Private Relay).
-    Bypass,
-    /// Blocked by the authorities' takedown list.
-    Takedown,
-}
-
-const EXTRA_SLOTS: [&str; 4] = ["none", "deny_list", "bypass", "takedown"];
-const TOP_SHARDS: usize = 8;
-/// Domains tracked per shard of a school's sketch.
-const TOP_CAPACITY: usize = 128;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Key of one durable counter: (school, band, category, verdict) ids.
 pub type CounterKey = (String, String, String, &'static str);
-
-/// A school's top-blocked sketch, sharded by domain hash.
-#[derive(Debug)]
-pub struct TopBlocked {
-    shards: Vec<Mutex<SpaceSaving>>,
-    /// Seeded per process: blocked names come from clients.
-    hasher: foldhash::quality::RandomState,
-}
-
-impl TopBlocked {
-    fn new() -> Self {
-        TopBlocked {
-            shards: (0..TOP_SHARDS)
-                .map(|_| Mutex::new(SpaceSaving::new(TOP_CAPACITY)))
-                .collect(),
-            hasher: Default::default(),
-        }
-    }
-
-    fn offer(&self, domain: &str) {
-        use std::hash::BuildHasher;
-        let key = self.hasher.hash_one(domain);
-        // The high bits pick the shard; the sketch's map uses them all.
-        let shard = (key >> 32) as usize % TOP_SHARDS;
-        if let Ok(mut sketch) = self.shards[shard].lock() {
-            sketch.offer(key, domain);
-        }
-    }
-
-    /// Takes every count out (the flusher adds them to the store).
-    pub fn drain(&self) -> Vec<(Box<str>, u64)> {
-        let mut out = Vec::new();
-        for shard in &self.shards {
-            if let Ok(mut sketch) = shard.lock() {
-                out.extend(sketch.drain());
-            }
-        }
-        out
-    }
-}
-
-/// Counter handles for one snapshot's schools, bands and categories.
-#[derive(Debug, Default)]
-pub struct CounterTable {
-    bands: usize,
-    slots: usize,
-    categories: usize,
-    queries: Vec<IntCounter>,
-    cache_hits: Vec<IntCounter>,
-    upstream_errors: Vec<IntCounter>,
-    top: Vec<Arc<TopBlocked>>,
-}
-
-impl CounterTable {
-    /// A table that counts nothing (explain, check-config, benchmarks without stats).
-    pub fn empty() -> Self {
-        CounterTable::default()
-    }
-
-    fn slot_index(&self, slot: CategorySlot) -> usize {
-        match slot {
-            CategorySlot::Category(c) => c,
-            CategorySlot::None => self.categories,
-            CategorySlot::DenyList => self.categories + 1,
-            CategorySlot::Bypass => self.categories + 2,
-            CategorySlot::Takedown => self.categories + 3,
-        }
-    }
-
-    /// Counts one answered query.
-    #[inline]
-    pub fn count(&self, client: Client, slot: CategorySlot, outcome: Outcome) {
-        let index = ((client.school * self.bands + client.band) * self.slots
-            + self.slot_index(slot))
-            * VERDICTS.len()
-            + outcome as usize;
-        if let Some(counter) = self.queries.get(index) {
-            counter.inc();
-        }
-    }
-
-    /// Remembers a blocked domain (the listed domain, not the full name asked).
-    #[inline]
-    pub fn blocked_domain(&self, client: Client, domain: &str) {
-        if let Some(top) = self.top.get(client.school) {
-            top.offer(domain);
-        }
-    }
-
-    pub fn cache_hit(&self, client: Client) {
-        if let Some(c) = self
-            .cache_hits
-            .get(client.school * self.bands + client.band)
-        {
-            c.inc();
-        }
-    }
-
-    pub fn upstream_error(&self, client: Client) {
-        if let Some(c) = self
-            .upstream_errors
-            .get(client.school * self.bands + client.band)
-        {
-            c.inc();
-        }
-    }
-}
 
 /// All metric families, registered once for the life of the process.
 pub struct Stats {
@@ -228,339 +101,15 @@ pub struct Incident {
 /// Incidents held in memory between flushes at most (the rest are dropped).
 const MAX_PENDING_INCIDENTS: usize = 100_000;
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry
-        .register(Box::new(vec.clone()))
-        .expect("unique metric");
-    vec
-}
-
-fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let gauge = IntGauge::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(gauge.clone()))
-        .expect("unique metric");
-    gauge
-}
-
-/// Latency buckets from 50 µs to 5 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0,
-];
-
-impl Default for Stats {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Stats {
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        let labels = ["school", "band", "category", "verdict"];
-        let queries = counter_vec(
-            &registry,
-            "edudns_queries_total",
-            "Queries answered, by school, grade band, category and verdict.",
-            &labels,
-        );
-        let cache_hits = counter_vec(
-            &registry,
-            "edudns_cache_hits_total",
-            "Forwarded queries answered from the cache.",
-            &["school", "band"],
-        );
-        let upstream_errors = counter_vec(
-            &registry,
-            "edudns_upstream_errors_total",
-            "Forwarded queries answered SERVFAIL because the upstream failed.",
-            &["school", "band"],
-        );
-        let refused_outside = IntCounter::new(
-            "edudns_refused_total",
-            "Queries from clients outside every school network.",
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(refused_outside.clone()))
-            .expect("unique");
-        let answer_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "edudns_answer_duration_seconds",
-                "Time from receiving a query to its answer.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["path"],
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(answer_duration.clone()))
-            .expect("unique");
-        let upstream_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "edudns_upstream_duration_seconds",
-                "Time the upstream took to answer a cache miss.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(upstream_duration.clone()))
-            .expect("unique");
-        let list_entries = IntGaugeVec::new(
-            Opts::new("edudns_list_entries", "Entries loaded per category."),
-            &["category"],
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(list_entries.clone()))
-            .expect("unique");
-        let list_skipped = IntGaugeVec::new(
-            Opts::new(
-                "edudns_list_skipped_lines",
-                "List lines skipped as invalid, per category.",
-            ),
-            &["category"],
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(list_skipped.clone()))
-            .expect("unique");
-        let list_loaded = prometheus::GaugeVec::new(
-            Opts::new(
-                "edudns_list_last_load_timestamp_seconds",
-                "Unix time of the last successful load of a category's lists.",
-            ),
-            &["category"],
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(list_loaded.clone()))
-            .expect("unique");
-        let reloads = counter_vec(
-            &registry,
-            "edudns_reloads_total",
-            "Configuration reloads, by result.",
-            &["result"],
-        );
-        for result in ["success", "failure"] {
-            reloads.with_label_values(&[result]);
-        }
-        let admin_refused = counter_vec(
-            &registry,
-            "edudns_admin_refused_total",
-            "Management API requests refused, by reason (missing_token, bad_token, forbidden, locked_out, cross_origin).",
-            &["reason"],
-        );
-        for reason in [
-            "missing_token",
-            "bad_token",
-            "forbidden",
-            "locked_out",
-            "cross_origin",
-        ] {
-            admin_refused.with_label_values(&[reason]);
-        }
-        let admin_changes = counter_vec(
-            &registry,
-            "edudns_admin_changes_total",
-            "Policy changes through the management API, by result (applied, invalid, conflict).",
-            &["result"],
-        );
-        for result in ["applied", "invalid", "conflict"] {
-            admin_changes.with_label_values(&[result]);
-        }
-        let list_downloads = counter_vec(
-            &registry,
-            "edudns_list_downloads_total",
-            "Subscribed list downloads, by source and result (updated, not_modified, rejected).",
-            &["source", "result"],
-        );
-        let list_download_success = prometheus::GaugeVec::new(
-            Opts::new(
-                "edudns_list_download_last_success_timestamp_seconds",
-                "Unix time of the last accepted download of a subscribed list.",
-            ),
-            &["source"],
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(list_download_success.clone()))
-            .expect("unique");
-        let source_gauge = |name: &str, help: &str| {
-            let gauge =
-                prometheus::GaugeVec::new(Opts::new(name, help), &["source"]).expect("valid");
-            registry.register(Box::new(gauge.clone())).expect("unique");
-            gauge
-        };
-        let source_entries = source_gauge(
-            "edudns_list_source_entries",
-            "Entries of a subscribed list in force (its last accepted copy).",
-        );
-        let source_protected_ignored = source_gauge(
-            "edudns_list_protected_ignored",
-            "Lines of a subscribed list ignored because they would block a protected name.",
-        );
-        let subscriptions_pending = int_gauge(
-            &registry,
-            "edudns_list_subscriptions_pending",
-            "Subscribed lists with no downloaded copy yet (the curated floor filters meanwhile).",
-        );
-        let downloads_running = int_gauge(
-            &registry,
-            "edudns_list_downloads_running",
-            "Subscribed list downloads in progress.",
-        );
-        let central_fetches = counter_vec(
-            &registry,
-            "edudns_central_policy_fetches_total",
-            "Central policy fetches ([central] url), by result (updated, not_modified, invalid, error).",
-            &["result"],
-        );
-        let central_success = prometheus::Gauge::new(
-            "edudns_central_policy_last_success_timestamp_seconds",
-            "Unix time the node last confirmed it holds the central policy's current version (0 = never since start).",
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(central_success.clone()))
-            .expect("unique");
-        let generation = IntGauge::new(
-            "edudns_config_generation",
-            "Generation of the configuration in force (1 at start, +1 per successful reload).",
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(generation.clone()))
-            .expect("unique");
-        let build_info = IntGaugeVec::new(
-            Opts::new("edudns_build_info", "Build information (always 1)."),
-            &["version"],
-        )
-        .expect("valid");
-        registry
-            .register(Box::new(build_info.clone()))
-            .expect("unique");
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        let packets = counter_vec(
-            &registry,
-            "edudns_packets_total",
-            "Packets by what the server did with them that is not an answer count (dropped, shed, truncated …).",
-            &["event"],
-        );
-        let in_flight = IntGauge::new(
-            "edudns_in_flight",
-            "Forwarded queries being answered now (each holds one of server.max_in_flight slots).",
-        )
-        .expect("valid");
-        let in_flight_peak = IntGauge::new(
-            "edudns_in_flight_peak",
-            "Most forwarded queries answered at once since the start.",
-        )
-        .expect("valid");
-        let upstream_refused = counter_vec(
-            &registry,
-            "edudns_upstream_refused_total",
-            "Lookups answered SERVFAIL (with an Extended DNS Error) without asking the upstream: flood = under a domain whose upstream answers are mostly NXDOMAIN or failures, client_share = the client network's share in flight and waiting, waited = no slot before the deadline.",
-            &["reason"],
-        );
-        let limited_domains = IntGauge::new(
-            "edudns_upstream_limited_domains",
-            "Parent domains whose upstream lookups are limited now (random-subdomain flood signal).",
-        )
-        .expect("valid");
-        for gauge in [&in_flight, &in_flight_peak, &limited_domains] {
-            registry.register(Box::new(gauge.clone())).expect("unique");
-        }
-        Stats {
-            registry,
-            queries,
-            cache_hits,
-            upstream_errors,
-            refused_outside,
-            answer_duration,
-            upstream_duration,
-            list_entries,
-            list_skipped,
-            list_loaded,
-            reloads,
-            admin_refused,
-            admin_changes,
-            generation,
-            list_downloads,
-            list_download_success,
-            source_entries,
-            source_protected_ignored,
-            subscriptions_pending,
-            downloads_running,
-            central_fetches,
-            central_success,
-            packets,
-            in_flight,
-            in_flight_peak,
-            upstream_refused,
-            limited_domains,
-            handles: Mutex::new(HashMap::new()),
-            top: Mutex::new(HashMap::new()),
-            incidents: Mutex::new(Vec::new()),
-        }
-    }
-
     /// Builds the counter table for a configuration (cold path, at load).
     pub fn table_for(&self, config: &Config) -> CounterTable {
-        let categories = config.categories.len();
-        let slots = categories + EXTRA_SLOTS.len();
-        let bands = config.bands.len();
-        let mut table = CounterTable {
-            bands,
-            slots,
-            categories,
-            ..CounterTable::default()
+        let mut source = TableSource {
+            stats: self,
+            handles: self.handles.lock().unwrap_or_else(|e| e.into_inner()),
+            tops: self.top.lock().unwrap_or_else(|e| e.into_inner()),
         };
-        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tops = self.top.lock().unwrap_or_else(|e| e.into_inner());
-        for school in &config.schools {
-            for band in &config.bands {
-                for slot in 0..slots {
-                    let category = if slot < categories {
-                        config.categories[slot].id.as_str()
-                    } else {
-                        EXTRA_SLOTS[slot - categories]
-                    };
-                    for verdict in VERDICTS {
-                        let counter = self
-                            .queries
-                            .with_label_values(&[&school.id, &band.id, category, verdict]);
-                        handles.insert(
-                            (
-                                school.id.clone(),
-                                band.id.clone(),
-                                category.to_string(),
-                                verdict,
-                            ),
-                            counter.clone(),
-                        );
-                        table.queries.push(counter);
-                    }
-                }
-                table
-                    .cache_hits
-                    .push(self.cache_hits.with_label_values(&[&school.id, &band.id]));
-                table.upstream_errors.push(
-                    self.upstream_errors
-                        .with_label_values(&[&school.id, &band.id]),
-                );
-            }
-            let top = tops
-                .entry(school.id.clone())
-                .or_insert_with(|| Arc::new(TopBlocked::new()));
-            table.top.push(top.clone());
-        }
-        table
+        CounterTable::for_config(config, &mut source)
     }
 
     /// Current value of every query counter, for the durable flusher.
@@ -616,85 +165,55 @@ impl Stats {
     pub fn drain_incidents(&self) -> Vec<Incident> {
         std::mem::take(&mut *self.incidents.lock().unwrap_or_else(|e| e.into_inner()))
     }
+}
 
-    /// Records what a freshly installed snapshot loaded.
-    pub fn record_snapshot(&self, snapshot: &crate::snapshot::Snapshot) {
-        self.generation.set(snapshot.generation as i64);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        for (index, category) in snapshot.config.categories.iter().enumerate() {
-            let lists = snapshot.lists_loaded.iter().filter(|l| l.category == index);
-            let (entries, skipped) = lists.fold((0, 0), |(e, s), l| (e + l.entries, s + l.skipped));
-            self.list_entries
-                .with_label_values(&[&category.id])
-                .set(entries as i64);
-            self.list_skipped
-                .with_label_values(&[&category.id])
-                .set(skipped as i64);
-            self.list_loaded.with_label_values(&[&category.id]).set(now);
-        }
-        let mut pending = 0;
-        for (_, spec, download) in snapshot.config.downloads() {
-            let loaded = snapshot
-                .lists_loaded
-                .iter()
-                .find(|l| l.subscribed && l.display == spec.display);
-            match loaded {
-                Some(list) => {
-                    self.source_entries
-                        .with_label_values(&[&download.name])
-                        .set(list.entries as f64);
-                    self.source_protected_ignored
-                        .with_label_values(&[&download.name])
-                        .set(list.protected_ignored as f64);
-                }
-                None => pending += 1,
-            }
-        }
-        self.subscriptions_pending.set(pending);
+/// The handles [`Stats::table_for`] hands out, each also kept for the
+/// durable flusher (the two locks are held while one table is built).
+struct TableSource<'a> {
+    stats: &'a Stats,
+    handles: MutexGuard<'a, HashMap<CounterKey, IntCounter>>,
+    tops: MutexGuard<'a, HashMap<String, Arc<TopBlocked>>>,
+}
+
+impl CounterSource for TableSource<'_> {
+    fn query(
+        &mut self,
+        school: &str,
+        band: &str,
+        category: &str,
+        verdict: &'static str,
+    ) -> IntCounter {
+        let counter = self
+            .stats
+            .queries
+            .with_label_values(&[school, band, category, verdict]);
+        self.handles.insert(
+            (
+                school.to_string(),
+                band.to_string(),
+                category.to_string(),
+                verdict,
+            ),
+            counter.clone(),
+        );
+        counter
     }
 
-    /// The text exposition format, with the protocol counters brought up to date.
-    /// `in_flight` is (now, peak) of forwarded queries holding a slot.
-    pub fn render(
-        &self,
-        protocol: &CountersSnapshot,
-        in_flight: (u64, u64),
-        upstream: &UpstreamFigures,
-    ) -> String {
-        let upstream_rejected = upstream.rejected;
-        for (reason, value) in upstream.refused {
-            let counter = self.upstream_refused.with_label_values(&[reason]);
-            counter.inc_by(value.saturating_sub(counter.get()));
-        }
-        self.limited_domains.set(upstream.limited_domains as i64);
-        self.in_flight.set(in_flight.0 as i64);
-        self.in_flight_peak.set(in_flight.1 as i64);
-        self.refused_outside.inc_by(
-            protocol
-                .refused_outside
-                .saturating_sub(self.refused_outside.get()),
-        );
-        for (event, value) in [
-            ("dropped_short", protocol.dropped_short),
-            ("dropped_response", protocol.dropped_response),
-            ("shed_in_flight", protocol.shed_in_flight),
-            ("shed_tcp_connection", protocol.shed_tcp_connections),
-            ("malformed", protocol.malformed),
-            ("truncated", protocol.truncated),
-            ("not_implemented", protocol.not_implemented),
-            ("rate_limited", protocol.rate_limited),
-            ("fast_path", protocol.fast_path),
-            ("upstream_reply_rejected", upstream_rejected),
-        ] {
-            let counter = self.packets.with_label_values(&[event]);
-            counter.inc_by(value.saturating_sub(counter.get()));
-        }
-        let mut buffer = Vec::new();
-        let encoder = TextEncoder::new();
-        let _ = encoder.encode(&self.registry.gather(), &mut buffer);
-        String::from_utf8(buffer).unwrap_or_default()
+    fn cache_hit(&mut self, school: &str, band: &str) -> IntCounter {
+        self.stats.cache_hits.with_label_values(&[school, band])
+    }
+
+    fn upstream_error(&mut self, school: &str, band: &str) -> IntCounter {
+        self.stats
+            .upstream_errors
+            .with_label_values(&[school, band])
+    }
+
+    fn top_blocked(&mut self, school: &str) -> Arc<TopBlocked> {
+        self.tops
+            .entry(school.to_string())
+            .or_insert_with(|| Arc::new(TopBlocked::new()))
+            .clone()
     }
 }
 

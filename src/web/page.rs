@@ -1,7 +1,7 @@
 //! The warning page: Vietnamese first, English below; no scripts, no
 //! external resources, every text escaped; readable on a phone.
 
-use crate::stats::report_html::escape;
+use crate::stats::report::html::escape;
 
 /// Stylesheet served at `/__edudns/page.css` (CSP allows only 'self').
 pub const CSS: &str = "*{box-sizing:border-box}body{margin:0;font-family:system-ui,'Segoe UI',Roboto,Arial,sans-serif;font-size:17px;line-height:1.5;color:#1b1b1b;background:#f4f6f8}

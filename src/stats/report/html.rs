@@ -1,7 +1,7 @@
 //! The printable HTML report: Vietnamese first, English beside, one inline
 //! SVG chart, no scripts and no external resources. Every text is escaped.
 
-use super::report::{Cell, Report};
+use super::types::{Cell, Report};
 use std::fmt::Write;
 
 /// Escapes text for HTML element content and attribute values.

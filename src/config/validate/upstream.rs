@@ -1,0 +1,75 @@
+//! `[upstream]`: the DNS servers cache misses are forwarded to, over which
+//! protocol, and how long and how many lookups they may take.
+
+use super::Checker;
+use crate::config::raw::RawUpstream;
+use crate::config::types::*;
+use std::time::Duration;
+
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 2000;
+pub const DEFAULT_CACHE_SIZE: usize = 10_000;
+
+impl Checker {
+    pub(super) fn upstream(&mut self, raw: RawUpstream) -> UpstreamConfig {
+        let servers = match &raw.servers {
+            Some(list) => self.socket_addrs("upstream.servers", list, 53),
+            None => {
+                self.error_no_line(
+                    "upstream.servers",
+                    "missing: list at least one upstream DNS server, e.g. servers = [\"192.0.2.1\"]",
+                );
+                Vec::new()
+            }
+        };
+        if let Some(list) = &raw.servers
+            && list.is_empty()
+        {
+            self.error_no_line(
+                "upstream.servers",
+                "is empty: list at least one upstream DNS server",
+            );
+        }
+        let protocol = match &raw.protocol {
+            None => UpstreamProtocol::Udp,
+            Some(v) => match v.get_ref().as_str() {
+                "udp" => UpstreamProtocol::Udp,
+                "tcp" => UpstreamProtocol::Tcp,
+                other => {
+                    self.error(
+                        "upstream.protocol",
+                        v,
+                        format!("unknown protocol {other:?}: expected \"udp\" or \"tcp\""),
+                    );
+                    UpstreamProtocol::Udp
+                }
+            },
+        };
+        if let Some(v) = &raw.tls_name {
+            self.error(
+                "upstream.tls_name",
+                v,
+                "DNS-over-TLS upstreams are not supported by this build",
+            );
+        }
+        UpstreamConfig {
+            servers,
+            protocol,
+            timeout: Duration::from_millis(self.positive_or(
+                "upstream.timeout_ms",
+                raw.timeout_ms,
+                DEFAULT_UPSTREAM_TIMEOUT_MS,
+            )),
+            cache_size: self.non_negative_or(
+                "upstream.cache_size",
+                raw.cache_size,
+                DEFAULT_CACHE_SIZE as u64,
+            ) as usize,
+            case_randomization: raw.case_randomization.unwrap_or(true),
+            max_lookups_per_client: self.non_negative_or(
+                "upstream.max_lookups_per_client",
+                raw.max_lookups_per_client,
+                crate::dns::flood::DEFAULT_CLIENT_SHARE as u64,
+            ) as usize,
+        }
+    }
+}
