@@ -10,11 +10,11 @@
 //! never touches DNS sockets: it reads the snapshot, the stats registry and
 //! the durable store, and changes policy only through the reload path.
 //!
-//! May use: `crate::admin` (tokens, edits, allowances, reviews, audit),
+//! Uses: `crate::admin` (tokens, edits, allowances, reviews, audit),
 //! `crate::app::reload` (applying changes), `crate::config`, `crate::dns`
 //! (the handler it reads), `crate::client`, `crate::lists`,
 //! `crate::policy`, `crate::snapshot`, `crate::stats` and
-//! `crate::takedown`. Used by `crate::app`, which starts the listeners and
+//! `crate::takedown`. Used by: `crate::app`, which starts the listeners and
 //! the allowance sweep, and by the integration tests (`API_ROUTES`).
 
 pub mod admin;
