@@ -11,8 +11,7 @@
 //! message`.
 //!
 //! Uses: `crate::lists` (list formats, name normalization, the catalogue of
-//! sources, protected names) and `crate::dns::flood` (the default of
-//! `upstream.max_lookups_per_client`). Used by: nearly every room — `crate::snapshot`,
+//! sources, protected names). Used by: nearly every room — `crate::snapshot`,
 //! `crate::client`, `crate::policy`, `crate::lists`, `crate::counting`,
 //! `crate::stats`, `crate::dns`, `crate::app`, `crate::admin`,
 //! `crate::office`, `crate::web` and `crate::cli`.

@@ -51,8 +51,6 @@ const GOOD_NAMES: usize = 65_536;
 const LOG_EVERY: Duration = Duration::from_secs(60);
 /// Admissions between sweeps of idle parents and clients.
 const SWEEP_EVERY: u64 = 4096;
-/// `upstream.max_lookups_per_client` when the configuration says nothing.
-pub const DEFAULT_CLIENT_SHARE: usize = 256;
 
 /// What the upstream said, as the flood signal counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_CACHE_SIZE: usize = 10_000;
+/// Upstream lookups one client network (/24, /56) may have in flight, and
+/// as many waiting (docs/reliability.md, "Bursts and floods").
+pub const DEFAULT_MAX_LOOKUPS_PER_CLIENT: usize = 256;
 
 impl Checker {
     pub(super) fn upstream(&mut self, raw: RawUpstream) -> UpstreamConfig {
@@ -68,7 +71,7 @@ impl Checker {
             max_lookups_per_client: self.non_negative_or(
                 "upstream.max_lookups_per_client",
                 raw.max_lookups_per_client,
-                crate::dns::flood::DEFAULT_CLIENT_SHARE as u64,
+                DEFAULT_MAX_LOOKUPS_PER_CLIENT as u64,
             ) as usize,
         }
     }
