@@ -9,21 +9,23 @@ use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use utoipa::ToSchema;
 
 /// Longest a temporary allowance may run (one school day).
 pub const MAX_MINUTES: u32 = 12 * 60;
 
-/// One allowance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A temporary allowance: a domain allowed for one band of one school
+/// until a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Allowance {
     pub id: i64,
     pub school: String,
     pub band: String,
     pub domain: String,
-    /// Unix time it lapses.
+    /// Unix time it lapses
     pub until: i64,
     pub reason: String,
-    /// Token name that created it.
+    /// The name of the token that created it.
     pub actor: String,
     pub created_at: i64,
 }

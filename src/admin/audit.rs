@@ -5,6 +5,7 @@
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Brings an audit table from before the administration API up to date
 /// (role, before, after columns) and makes it append-only. Idempotent.
@@ -28,15 +29,19 @@ pub fn migrate(db: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// One audit entry as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One change, as the append-only audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     pub id: i64,
     /// Unix time.
     pub at: i64,
+    /// The token's name, or `edudns` for the server itself.
     pub actor: String,
     pub role: String,
+    /// e.g. `band.update`, `allowance.add`, `review.accept`.
     pub action: String,
+    /// What changed, e.g. `band:teen`.
     pub subject: String,
     pub detail: String,
     pub before: String,

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 use toml_edit::{Array, DocumentMut, Item, Table, value};
+use utoipa::ToSchema;
 
 /// Writes `bytes` to `path` atomically with mode 0600.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -79,48 +80,67 @@ pub enum EditError {
     Document(String),
 }
 
-/// A band's policy as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A band's policy.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(as = Band)]
 pub struct BandView {
     pub id: String,
     pub name: String,
+    /// The categories it blocks.
     pub block: Vec<String>,
     pub allow: Vec<String>,
     pub deny: Vec<String>,
     pub safe_search: bool,
-    pub youtube: &'static str,
+    pub youtube: Youtube,
     pub bypass_prevention: bool,
     pub max_qps_per_client: u32,
     pub schedule: Vec<ScheduleView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// YouTube's restricted mode for a band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Youtube {
+    Off,
+    Moderate,
+    Strict,
+}
+
+/// A category blocked only at some times.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = Schedule)]
 pub struct ScheduleView {
     pub category: String,
     /// As written, e.g. "mon-fri 07:00-11:30".
     pub text: String,
 }
 
-/// A school's own overrides as the API shows them.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A school: its networks and bands, its own allow and deny entries.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(as = School)]
 pub struct SchoolView {
     pub id: String,
     pub name: String,
     pub networks: Vec<String>,
     pub bands: Vec<SchoolBandView>,
+    /// The band of an address in none of the band networks.
     pub unknown_band: String,
     pub allow: Vec<String>,
     pub deny: Vec<String>,
     pub timezone: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The networks of one band in a school.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(as = SchoolBand)]
 pub struct SchoolBandView {
     pub band: String,
     pub networks: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The education office's own entries (every school, every band).
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(as = Office)]
 pub struct OfficeView {
     pub allow: Vec<String>,
     pub deny: Vec<String>,
@@ -140,9 +160,9 @@ pub fn band_view(config: &Config, index: usize) -> BandView {
         deny: band.deny.iter().map(|r| r.domain.clone()).collect(),
         safe_search: band.safe_search,
         youtube: match band.youtube {
-            YouTubeMode::Off => "off",
-            YouTubeMode::Moderate => "moderate",
-            YouTubeMode::Strict => "strict",
+            YouTubeMode::Off => Youtube::Off,
+            YouTubeMode::Moderate => Youtube::Moderate,
+            YouTubeMode::Strict => Youtube::Strict,
         },
         bypass_prevention: band.bypass_prevention,
         max_qps_per_client: band.max_qps_per_client,
@@ -200,20 +220,23 @@ pub fn office_view(config: &Config) -> OfficeView {
 }
 
 /// A change to a band: fields left out stay as they are.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BandPatch {
     pub block: Option<Vec<String>>,
     pub allow: Option<Vec<String>>,
     pub deny: Option<Vec<String>>,
     pub safe_search: Option<bool>,
+    // A string here, checked with the rest of the new configuration (as
+    // check-config would); the document names the values that pass.
+    #[schema(value_type = Option<Youtube>)]
     pub youtube: Option<String>,
     pub bypass_prevention: Option<bool>,
     pub schedule: Option<Vec<SchedulePatch>>,
 }
 
 /// `{ "category": "social", "days": ["mon-fri"], "windows": ["07:00-11:30"] }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulePatch {
     pub category: String,
@@ -222,8 +245,8 @@ pub struct SchedulePatch {
     pub windows: Vec<String>,
 }
 
-/// A change to a school's own entries.
-#[derive(Debug, Default, Deserialize)]
+/// A change to a school's own entries: fields left out stay.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchoolPatch {
     pub allow: Option<Vec<String>>,

@@ -9,20 +9,25 @@ use crate::config::Config;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 use std::io::Write;
+use utoipa::ToSchema;
 
 /// Longest comment kept (characters).
 pub const MAX_COMMENT: usize = 280;
 
-/// One request as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A "blocked by mistake" request from the warning page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Review {
     pub id: i64,
+    /// The day it was asked (YYYY-MM-DD, the school's time zone).
     pub day: String,
     pub school: String,
     pub band: String,
     pub domain: String,
+    /// The category that blocked the domain.
     pub category: String,
+    /// What the student wrote.
     pub comment: String,
+    /// pending, accepted or rejected
     pub status: String,
 }
 

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// What is remembered about a subscription between downloads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,11 +45,14 @@ pub struct Meta {
     pub protected_samples: Vec<IgnoredLine>,
 }
 
-/// A list line ignored because it would block a protected name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A subscribed list's line ignored because it would block a protected name
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IgnoredLine {
+    /// line number in the downloaded list
     pub line: u32,
+    /// the name the line lists
     pub entry: String,
+    /// the protected name (or *.subtree rule) it would block
     pub protected: String,
 }
 

@@ -6,22 +6,24 @@
 use super::download::{IgnoredLine, Meta, read_meta};
 use crate::config::{Config, ListSpec};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-/// Where a subscription stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a subscription stands. local: a local file; pending: no copy, no
+/// attempt finished yet (first start); downloading: a download is running;
+/// ready: a copy in force and the last attempt succeeded; stale: a copy in
+/// force but the last attempt was rejected; failed: no copy and the last
+/// attempt was rejected
+// One list for the OpenAPI document too, which shows the enum's comment
+// and not its variants'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ListState)]
 pub enum State {
-    /// A local file, not downloaded.
     Local,
-    /// No copy yet, no attempt finished (first start).
     Pending,
-    /// A download is running now.
     Downloading,
-    /// A copy is in force and the last attempt succeeded.
     Ready,
-    /// A copy is in force but the last attempt was rejected.
     Stale,
-    /// No copy, and the last attempt was rejected.
     Failed,
 }
 

@@ -18,18 +18,21 @@ use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use utoipa::ToSchema;
 
-/// One entry in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A domain the authorities ordered blocked, for every band.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Takedown {
     pub domain: String,
+    /// The order's reference number.
     pub reference: String,
+    /// The order's date.
     #[serde(default)]
     pub date: String,
-    /// Where it came from: the feed URL, or "api".
+    /// Where it came from: the feed URL, or "api" (set by the server).
     #[serde(default)]
     pub source: String,
-    /// Unix time it took effect here.
+    /// Unix time it took effect here (set by the server).
     #[serde(default)]
     pub applied_at: i64,
 }

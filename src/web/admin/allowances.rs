@@ -16,28 +16,10 @@ use std::time::Duration;
 use tracing::info;
 use utoipa::ToSchema;
 
-documents! {
-    /// A temporary allowance: a domain allowed for one band of one school
-    /// until a time.
-    #[schema(as = Allowance)]
-    struct AllowanceView for Allowance {
-        id: i64,
-        school: String,
-        band: String,
-        domain: String,
-        /// Unix time it lapses
-        until: i64,
-        reason: String,
-        /// The name of the token that created it.
-        actor: String,
-        created_at: i64,
-    }
-}
-
 /// The allowances running now.
 #[derive(Serialize, ToSchema)]
 pub struct Allowances {
-    #[schema(value_type = Vec<AllowanceView>)]
+    #[schema(value_type = Vec<Allowance>)]
     pub allowances: Vec<Value>,
 }
 
@@ -91,7 +73,7 @@ pub struct AllowanceBody {
 ///
 /// Roles: office, school:<id>.
 #[utoipa::path(post, path = "/allowances", request_body = AllowanceBody, responses(
-    (status = 201, description = "the allowance", body = AllowanceView),
+    (status = 201, description = "the allowance", body = Allowance),
     (status = 403, response = Forbidden),
     (status = 404, response = NotFound),
     BodyErrors,

@@ -12,29 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-documents! {
-    /// One change, as the append-only audit log keeps it.
-    struct AuditEntry for audit::Entry {
-        id: i64,
-        /// Unix time.
-        at: i64,
-        /// The token's name, or `edudns` for the server itself.
-        actor: String,
-        role: String,
-        /// e.g. `band.update`, `allowance.add`, `review.accept`.
-        action: String,
-        /// What changed, e.g. `band:teen`.
-        subject: String,
-        detail: String,
-        before: String,
-        after: String,
-    }
-}
-
 /// The audit log, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct AuditEntries {
-    #[schema(value_type = Vec<AuditEntry>)]
+    #[schema(value_type = Vec<audit::Entry>)]
     pub entries: Vec<Value>,
 }
 use tracing::warn;

@@ -13,73 +13,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-documents! {
-    /// A band's policy.
-    struct Band for edit::BandView {
-        id: String,
-        name: String,
-        /// The categories it blocks.
-        block: Vec<String>,
-        allow: Vec<String>,
-        deny: Vec<String>,
-        safe_search: bool,
-        youtube: Youtube,
-        bypass_prevention: bool,
-        max_qps_per_client: u32,
-        schedule: Vec<Schedule>,
-    }
-}
-
-documents! {
-    /// A category blocked only at some times.
-    struct Schedule for edit::ScheduleView {
-        category: String,
-        /// As written, e.g. "mon-fri 07:00-11:30".
-        text: String,
-    }
-}
-
-/// YouTube's restricted mode for a band.
-#[derive(serde::Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum Youtube {
-    Off,
-    Moderate,
-    Strict,
-}
-
-documents! {
-    /// A change to a band: fields left out stay as they are.
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct BandPatch for edit::BandPatch {
-        block: Option<Vec<String>>,
-        allow: Option<Vec<String>>,
-        deny: Option<Vec<String>>,
-        safe_search: Option<bool>,
-        youtube: Option<Youtube>,
-        bypass_prevention: Option<bool>,
-        schedule: Option<Vec<SchedulePatch>>,
-    }
-}
-
-documents! {
-    /// `{ "category": "social", "days": ["mon-fri"], "windows": ["07:00-11:30"] }`.
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct SchedulePatch for edit::SchedulePatch {
-        category: String,
-        #[serde(default)]
-        days: Vec<String>,
-        windows: Vec<String>,
-    }
-}
-
 /// Every band's policy, and the categories.
 #[derive(Serialize, ToSchema)]
 pub struct BandList {
-    #[schema(value_type = Vec<Band>)]
+    #[schema(value_type = Vec<edit::BandView>)]
     pub bands: Vec<Value>,
     /// `{id, name}` of every category.
     #[schema(value_type = Vec<Object>)]
@@ -115,7 +52,7 @@ pub async fn bands(State(state): State<AppState>, peer: Peer, headers: HeaderMap
 ///
 /// Roles: any.
 #[utoipa::path(get, path = "/bands/{id}", params(("id" = String, Path, description = "band id")), responses(
-    (status = 200, description = "the band", body = Band,
+    (status = 200, description = "the band", body = edit::BandView,
         headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),
     (status = 404, response = NotFound),
 ))]
@@ -144,7 +81,7 @@ pub async fn band(
 /// Roles: office.
 #[utoipa::path(patch, path = "/bands/{id}",
     params(("id" = String, Path, description = "band id"), ("If-Match" = String, Header, description = IF_MATCH)),
-    request_body = BandPatch,
+    request_body = edit::BandPatch,
     responses(
         (status = 200, description = "the new policy", body = ChangeResult,
             headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),

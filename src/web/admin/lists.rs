@@ -57,54 +57,15 @@ pub struct CategoryList {
     /// lines ignored because they would block a protected name
     pub protected_ignored: usize,
     /// the first of those lines (at most 20)
-    #[schema(value_type = Vec<IgnoredLine>)]
+    #[schema(value_type = Vec<download::IgnoredLine>)]
     pub protected_samples: Vec<Value>,
     pub skipped_lines: Option<usize>,
     /// download URL; null for a local file
     pub source: Option<String>,
-    #[schema(value_type = ListState)]
     pub state: status::State,
     /// the state in Vietnamese and English, e.g. "đã tải / ready"
     pub state_label: &'static str,
 }
-
-documents! {
-    /// A subscribed list's line ignored because it would block a protected name
-    struct IgnoredLine for download::IgnoredLine {
-        /// line number in the downloaded list
-        line: u32,
-        /// the name the line lists
-        entry: String,
-        /// the protected name (or *.subtree rule) it would block
-        protected: String,
-    }
-}
-
-/// local: a local file; pending: no copy, no attempt finished yet;
-/// downloading: a download is running; ready: a copy in force and the last
-/// attempt succeeded; stale: a copy in force but the last attempt was
-/// rejected; failed: no copy and the last attempt was rejected
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ListState {
-    Local,
-    Pending,
-    Downloading,
-    Ready,
-    Stale,
-    Failed,
-}
-
-// ListState names every status::State: a new state fails the build here.
-const _: fn(status::State) -> ListState = |s| match s {
-    status::State::Local => ListState::Local,
-    status::State::Pending => ListState::Pending,
-    status::State::Downloading => ListState::Downloading,
-    status::State::Ready => ListState::Ready,
-    status::State::Stale => ListState::Stale,
-    status::State::Failed => ListState::Failed,
-};
 
 /// Categories: their lists, sources, state (pending, downloading, ready, previous copy, failed), entries, bytes, last download, errors, lines ignored for protected names, and which bands block them
 ///

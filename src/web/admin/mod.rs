@@ -21,11 +21,18 @@
 //!
 //! Each handler carries its `#[utoipa::path]` (the OpenAPI operation,
 //! summary and description from its doc comment) and its request and
-//! answer types derive `ToSchema`; types of other rooms are described with
-//! `documents!`, which stops the build when they change. Answer structs
-//! list their fields in alphabetical order and hold other rooms' types as
-//! `json!` values, so the JSON is what it was when whole answers were built
-//! with `json!` (sorted keys).
+//! answer types derive `ToSchema`. So do the types of other rooms that
+//! the API reads or answers with (`admin::edit`'s views and patches,
+//! `admin::audit::Entry`, `admin::allowances::Allowance`,
+//! `admin::reviews::Review`, `lists::download::IgnoredLine`,
+//! `lists::status::State`, `takedown::Takedown`): they derive it in their
+//! own files, keeping their component names with `#[schema(as = ...)]`,
+//! and the operations here name them directly, so neither a field's name
+//! nor its type can drift from what is served (those rooms gain only the
+//! derive, and use nothing of `crate::web`). Answer structs list their
+//! fields in alphabetical order and hold other rooms' types as `json!`
+//! values (`#[schema(value_type = ...)]` names the real type), so the JSON
+//! is what it was when whole answers were built with `json!` (sorted keys).
 //!
 //! Helpers return `Result<_, Response>`: the error *is* the HTTP answer,
 //! sent at once, so boxing it (what clippy's `result_large_err` suggests)
@@ -50,26 +57,6 @@ macro_rules! write_check {
         if let Err(r) = $crate::web::admin::auth::check_write(&$state, &$headers, $needs_body) {
             return r;
         }
-    };
-}
-
-/// Describes a type of another room for the OpenAPI document (the type
-/// itself cannot derive `ToSchema` there): declares the schema struct and a
-/// check that stops the build when the other type's fields are not exactly
-/// these, so the description cannot drift from what is served.
-macro_rules! documents {
-    ($(#[$meta:meta])* struct $name:ident for $foreign:path {
-        $($(#[$fmeta:meta])* $field:ident: $ty:ty,)*
-    }) => {
-        #[derive(utoipa::ToSchema)]
-        $(#[$meta])*
-        #[allow(dead_code)]
-        pub struct $name {
-            $($(#[$fmeta])* $field: $ty,)*
-        }
-        const _: fn($foreign) = |v| {
-            let $foreign { $($field: _,)* } = v;
-        };
     };
 }
 

@@ -17,14 +17,6 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-documents! {
-    /// The education office's own entries (every school, every band).
-    struct Office for edit::OfficeView {
-        allow: Vec<String>,
-        deny: Vec<String>,
-    }
-}
-
 /// Which of the office's lists.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
@@ -38,7 +30,7 @@ pub enum OfficeList {
 ///
 /// Roles: any.
 #[utoipa::path(get, path = "/office", responses(
-    (status = 200, description = "the lists", body = Office,
+    (status = 200, description = "the lists", body = edit::OfficeView,
         headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),
 ))]
 pub async fn office(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {

@@ -3,6 +3,7 @@
 use super::audit::audit_change;
 use super::auth::forbidden;
 use super::reply::{BadRequest, Conflict, Forbidden, NotFound, Peer, Unavailable, problem};
+use crate::admin::reviews::Review;
 use crate::admin::tokens::Role;
 use crate::web::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -11,24 +12,6 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
-
-documents! {
-    /// A "blocked by mistake" request from the warning page.
-    struct Review for crate::admin::reviews::Review {
-        id: i64,
-        /// The day it was asked (YYYY-MM-DD, the school's time zone).
-        day: String,
-        school: String,
-        band: String,
-        domain: String,
-        /// The category that blocked the domain.
-        category: String,
-        /// What the student wrote.
-        comment: String,
-        /// pending, accepted or rejected
-        status: String,
-    }
-}
 
 /// Where a request stands.
 #[derive(ToSchema)]

@@ -13,46 +13,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-documents! {
-    /// A school: its networks and bands, its own allow and deny entries.
-    struct School for edit::SchoolView {
-        id: String,
-        name: String,
-        networks: Vec<String>,
-        bands: Vec<SchoolBand>,
-        /// The band of an address in none of the band networks.
-        unknown_band: String,
-        allow: Vec<String>,
-        deny: Vec<String>,
-        timezone: String,
-    }
-}
-
-documents! {
-    /// The networks of one band in a school.
-    struct SchoolBand for edit::SchoolBandView {
-        band: String,
-        networks: Vec<String>,
-    }
-}
-
-documents! {
-    /// A change to a school's own entries: fields left out stay.
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct SchoolPatch for edit::SchoolPatch {
-        allow: Option<Vec<String>>,
-        deny: Option<Vec<String>>,
-    }
-}
-
 /// The schools a token may see, and the band ids.
 #[derive(Serialize, ToSchema)]
 pub struct SchoolList {
     /// `{id, name}` of every band.
     #[schema(value_type = Vec<Object>)]
     pub bands: Vec<Value>,
-    #[schema(value_type = Vec<School>)]
+    #[schema(value_type = Vec<edit::SchoolView>)]
     pub schools: Vec<Value>,
 }
 
@@ -92,7 +59,7 @@ pub async fn schools(State(state): State<AppState>, peer: Peer, headers: HeaderM
 ///
 /// Roles: office, auditor, school:<id>.
 #[utoipa::path(get, path = "/schools/{id}", params(("id" = String, Path, description = "school id")), responses(
-    (status = 200, description = "the school", body = School,
+    (status = 200, description = "the school", body = edit::SchoolView,
         headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),
     (status = 403, response = Forbidden),
     (status = 404, response = NotFound),
@@ -125,7 +92,7 @@ pub async fn school(
 /// Roles: office, school:<id>.
 #[utoipa::path(patch, path = "/schools/{id}",
     params(("id" = String, Path, description = "school id"), ("If-Match" = String, Header, description = IF_MATCH)),
-    request_body = SchoolPatch,
+    request_body = edit::SchoolPatch,
     responses(
         (status = 200, description = "the new entries", body = ChangeResult,
             headers(("ETag" = String, description = "Version of the configuration file; send it back as If-Match when changing"))),

@@ -4,6 +4,7 @@
 use super::auth::{authenticate, check_write};
 use super::reply::{BodyErrors, Forbidden, Unavailable, problem};
 use crate::admin::tokens::Role;
+use crate::takedown::Takedown;
 use crate::web::state::AppState;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -13,25 +14,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use utoipa::ToSchema;
-
-documents! {
-    /// A domain the authorities ordered blocked, for every band.
-    #[derive(serde::Deserialize)]
-    struct Takedown for crate::takedown::Takedown {
-        domain: String,
-        /// The order's reference number.
-        reference: String,
-        /// The order's date.
-        #[serde(default)]
-        date: String,
-        /// Where it came from: the feed URL, or "api" (set by the server).
-        #[serde(default)]
-        source: String,
-        /// Unix time it took effect here (set by the server).
-        #[serde(default)]
-        applied_at: i64,
-    }
-}
 
 /// The takedown entries in force.
 #[derive(Serialize, ToSchema)]
