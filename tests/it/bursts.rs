@@ -222,8 +222,11 @@ async fn a_random_subdomain_flood_is_limited_other_names_are_answered_and_the_li
         .await;
     let other_took = asked.elapsed();
     assert_eq!(a_records(&other), ["192.0.2.9"]);
+    // One upstream round trip is 300 ms; the bound leaves room for a debug
+    // build answering the flood on two cores shared with other tests (it
+    // took up to 1.7 s there), and is still well inside a stub's timeout.
     assert!(
-        other_took < Duration::from_millis(1500),
+        other_took < Duration::from_secs(3),
         "another name took {other_took:?} during the flood"
     );
     let known = server
