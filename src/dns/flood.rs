@@ -31,7 +31,10 @@ use tracing::{info, warn};
 /// The length of one counting window; the signal is read over the current
 /// and the previous window (10–20 s of answers).
 pub const WINDOW: Duration = Duration::from_secs(10);
-/// Fewer upstream answers than this in the windows never limit a parent.
+/// Fewer bad upstream answers than this in the windows never limit a
+/// parent. Counted in bad answers, not in all answers, so a good answer can
+/// never be what tips a parent into the limit: after a flood, a few bad
+/// answers left in the window and a burst of good ones stay unlimited.
 pub const MIN_SAMPLES: u32 = 20;
 /// A parent whose answers in the windows are at least this share NXDOMAIN
 /// or failures (timeouts, SERVFAIL, REFUSED) is limited.
@@ -137,7 +140,7 @@ impl Parent {
     fn state(&self, epoch: u64) -> State {
         let (good, bad) = self.counts(epoch);
         let total = good + bad;
-        if total >= MIN_SAMPLES && bad * 100 >= BAD_PERCENT * total {
+        if bad >= MIN_SAMPLES && bad * 100 >= BAD_PERCENT * total {
             State::Limited
         } else if good >= TRUSTED_AFTER {
             State::Trusted
@@ -567,6 +570,30 @@ mod tests {
             }
         }
         assert_eq!(held.len() as u32, PROBATION_IN_FLIGHT + 50 - TRUSTED_AFTER);
+    }
+
+    #[tokio::test]
+    async fn good_answers_never_tip_a_parent_into_the_limit() {
+        // What a flood leaves behind: bad answers just under the threshold.
+        let guard = Arc::new(FloodGuard::new(0, Arc::default()));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for i in 0..MIN_SAMPLES - 3 {
+            let a = guard
+                .admit(&name(&format!("r{i}.flood.example.")), None, deadline)
+                .await
+                .unwrap();
+            a.finish(Outcome::NxDomain);
+        }
+        // Then a burst of real names answered NOERROR: each one lowers the
+        // bad share, so none of them limits the parent.
+        for i in 0..PROBATION_IN_FLIGHT {
+            let a = guard
+                .admit(&name(&format!("n{i}.flood.example.")), None, deadline)
+                .await
+                .unwrap();
+            a.finish(Outcome::Good);
+            assert_eq!(guard.limited_parents(), 0, "limited after {} good", i + 1);
+        }
     }
 
     #[tokio::test]
