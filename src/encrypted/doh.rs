@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 const DNS_MESSAGE: &str = "application/dns-message";
@@ -32,41 +31,7 @@ pub(super) async fn serve(
     tls: Arc<rustls::ServerConfig>,
     shared: Arc<Shared>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let (stream, src) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                debug!(%error, "DoH accept error");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(mut pass) = shared.gate.admit(src.ip()) else {
-            bump(&shared.handler.counters.shed_encrypted_connections);
-            drop(stream);
-            continue;
-        };
-        let (acceptor, shared) = (acceptor.clone(), shared.clone());
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let accepted =
-                tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(stream))
-                    .await;
-            pass.handshake_done();
-            let tls = match accepted {
-                Ok(Ok(tls)) => tls,
-                _ => {
-                    debug!(%src, "DoH handshake failed or timed out");
-                    bump(&shared.handler.counters.tls_handshake_failed);
-                    return;
-                }
-            };
-            bump(&shared.handler.counters.encrypted_connections);
-            serve_connection(tls, src, shared).await;
-            drop(pass);
-        });
-    }
+    super::shared::accept_tls(listener, tls, shared, "DoH", serve_connection).await
 }
 
 /// One connection: what its requests share.

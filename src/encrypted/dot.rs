@@ -16,7 +16,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 pub(super) async fn serve(
@@ -24,42 +23,12 @@ pub(super) async fn serve(
     tls: Arc<rustls::ServerConfig>,
     shared: Arc<Shared>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let (stream, src) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                debug!(%error, "DoT accept error");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(mut pass) = shared.gate.admit(src.ip()) else {
-            bump(&shared.handler.counters.shed_encrypted_connections);
-            drop(stream);
-            continue;
-        };
-        let (acceptor, shared) = (acceptor.clone(), shared.clone());
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let accepted =
-                tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(stream))
-                    .await;
-            pass.handshake_done();
-            let tls = match accepted {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    debug!(%src, %error, "DoT handshake failed");
-                    bump(&shared.handler.counters.tls_handshake_failed);
-                    return;
-                }
-                Err(_) => {
-                    debug!(%src, "DoT handshake timed out");
-                    bump(&shared.handler.counters.tls_handshake_failed);
-                    return;
-                }
-            };
-            bump(&shared.handler.counters.encrypted_connections);
+    super::shared::accept_tls(
+        listener,
+        tls,
+        shared,
+        "DoT",
+        |tls, src, shared| async move {
             let identity = shared
                 .identities
                 .from_server_name(tls.get_ref().1.server_name());
@@ -69,9 +38,9 @@ pub(super) async fn serve(
             if let Err(error) = serve_messages(tls, src, identity, &shared).await {
                 debug!(%src, %error, "DoT connection ended");
             }
-            drop(pass);
-        });
-    }
+        },
+    )
+    .await
 }
 
 /// Reads length-prefixed questions until the client closes or is idle
