@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! UDP/TCP socket (dns::server: caps on in-flight queries and TCP connections)
+//!   or DoT/DoH (encrypted: TLS, HTTP, band tokens, per-client limits)
 //!   → dns::Handler::decide
 //!       snapshot = shared.load()                       one consistent version per query
 //!       client   = snapshot.classify(src_ip)           school + grade band, or outside → REFUSED
@@ -26,6 +27,7 @@ pub mod client;
 pub mod config;
 pub mod counting;
 pub mod dns;
+pub mod encrypted;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lists;

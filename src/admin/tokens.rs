@@ -5,6 +5,13 @@
 //! and is written atomically with mode 0600. Verification looks the id up
 //! and compares the hashes in constant time. The file is re-read when it
 //! changes, so `tokens revoke` takes effect on the next request.
+//!
+//! Band tokens (`--role band:<school>/<band>`) name who asks over encrypted
+//! DNS instead (`encrypted/`): `<id>-<secret>` in lowercase hex, one DNS
+//! label, so the same token fits a DoT server name and a DoH path. They
+//! live in their own file (`encrypted_dns.tokens_file`): a token written
+//! into a device profile never opens the API, and an API token never
+//! names a band.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -139,6 +146,44 @@ fn write(path: &Path, file: &TokenFile) -> Result<(), TokenError> {
 
 /// Creates a token; returns (the token to hand out — shown once, the stored entry).
 pub fn create(path: &Path, role: &Role, name: &str) -> Result<(String, StoredToken), TokenError> {
+    let (id, secret, stored) = store(path, &role.to_string(), name, 24)?;
+    Ok((format!("edudns_{id}_{secret}"), stored))
+}
+
+/// The school and band a band token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BandToken {
+    pub token_id: String,
+    pub school: String,
+    pub band: String,
+}
+
+/// `band:<school>/<band>` → (school, band).
+pub fn parse_band_role(text: &str) -> Option<(&str, &str)> {
+    let (school, band) = text.strip_prefix("band:")?.split_once('/')?;
+    (!school.is_empty() && !band.is_empty()).then_some((school, band))
+}
+
+/// Creates a band token for encrypted DNS; returns (the token — shown
+/// once, the stored entry).
+pub fn create_band(
+    path: &Path,
+    school: &str,
+    band: &str,
+    name: &str,
+) -> Result<(String, StoredToken), TokenError> {
+    let (id, secret, stored) = store(path, &format!("band:{school}/{band}"), name, 16)?;
+    Ok((format!("{id}-{secret}"), stored))
+}
+
+/// Adds a token with a fresh id, a secret of `secret_bytes` random bytes
+/// and a salt to the file.
+fn store(
+    path: &Path,
+    role: &str,
+    name: &str,
+    secret_bytes: usize,
+) -> Result<(String, String, StoredToken), TokenError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
         return Err(TokenError::Invalid(
@@ -147,7 +192,7 @@ pub fn create(path: &Path, role: &Role, name: &str) -> Result<(String, StoredTok
     }
     let mut file = read(path)?;
     let id = random_hex(4);
-    let secret = random_hex(24);
+    let secret = random_hex(secret_bytes);
     let salt = random_hex(16);
     let stored = StoredToken {
         id: id.clone(),
@@ -159,7 +204,7 @@ pub fn create(path: &Path, role: &Role, name: &str) -> Result<(String, StoredTok
     };
     file.tokens.push(stored.clone());
     write(path, &file)?;
-    Ok((format!("edudns_{id}_{secret}"), stored))
+    Ok((id, secret, stored))
 }
 
 /// Removes a token by id; false when there was none.
@@ -225,6 +270,31 @@ impl Verifier {
             role,
         }))
     }
+
+    /// The school and band of a band token (`<id>-<secret>`, any letter
+    /// case: server names are case-insensitive), or `None` when it is not
+    /// a valid one. The secret is compared in constant time.
+    pub fn verify_band(&self, path: &Path, token: &str) -> Result<Option<BandToken>, TokenError> {
+        let token = token.trim().to_ascii_lowercase();
+        let Some((id, secret)) = token.split_once('-') else {
+            return Ok(None);
+        };
+        let file = self.file(path)?;
+        let Some(stored) = file.tokens.iter().find(|t| t.id == id) else {
+            return Ok(None);
+        };
+        if !same(&digest(&stored.salt, secret), &stored.sha256) {
+            return Ok(None);
+        }
+        let Some((school, band)) = parse_band_role(&stored.role) else {
+            return Ok(None);
+        };
+        Ok(Some(BandToken {
+            token_id: stored.id.clone(),
+            school: school.to_string(),
+            band: band.to_string(),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +323,48 @@ mod tests {
         assert!(verifier.verify(&path, "garbage").unwrap().is_none());
         assert!(revoke(&path, &stored.id).unwrap());
         assert!(verifier.verify(&path, &token).unwrap().is_none());
+    }
+
+    #[test]
+    fn band_tokens_are_one_dns_label_and_never_api_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dns-tokens.json");
+        let (token, stored) = create_band(&path, "s1", "thcs", "Máy tính bảng 6A").unwrap();
+        assert!(token.len() <= 63, "{token} is longer than a DNS label");
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-'),
+            "{token}"
+        );
+        let verifier = Verifier::default();
+        let found = verifier.verify_band(&path, &token).unwrap().unwrap();
+        assert_eq!((found.school.as_str(), found.band.as_str()), ("s1", "thcs"));
+        // Server names arrive in any letter case.
+        let upper = token.to_ascii_uppercase();
+        assert!(verifier.verify_band(&path, &upper).unwrap().is_some());
+        let mut altered = token.clone();
+        altered.pop();
+        altered.push(if token.ends_with('0') { '1' } else { '0' });
+        assert!(verifier.verify_band(&path, &altered).unwrap().is_none());
+        // The band file's entries never pass as API tokens, and the
+        // reverse.
+        let api = format!("edudns_{}_{}", stored.id, &token[9..]);
+        assert!(
+            verifier
+                .verify(&path, &api)
+                .is_err_and(|e| e.to_string().contains("band:"))
+        );
+        let (api_token, _) = create(&path, &Role::Office, "office").unwrap();
+        let (id, secret) = api_token["edudns_".len()..].split_once('_').unwrap();
+        assert!(
+            verifier
+                .verify_band(&path, &format!("{id}-{secret}"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(revoke(&path, &stored.id).unwrap());
+        assert!(verifier.verify_band(&path, &token).unwrap().is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `reload` is the policy edit's path: validate, build a snapshot off the
 //! hot path, swap it in only when everything loaded.
 //!
-//! Uses: every room below it (`config`, `snapshot`, `dns`, `stats`, `web`,
+//! Uses: every room below it (`config`, `snapshot`, `dns`, `encrypted`, `stats`, `web`,
 //! `lists`, `office`, `takedown`, `admin`, `policy`).
 //! Used by: `cli`, the integration tests; the background tasks that trigger
 //! reloads (`lists::subscriptions`, `office::pull`, `web::admin`) use
@@ -41,6 +41,8 @@ pub struct Running {
     pub handler: Arc<Handler>,
     pub reloader: Arc<Reloader>,
     pub dns: DnsServer,
+    /// DoT and DoH listeners (none unless `[encrypted_dns]` names one).
+    pub encrypted: crate::encrypted::EncryptedServer,
     pub store: SharedStore,
     /// The bound management address (metrics, API).
     pub management_addr: SocketAddr,
@@ -66,6 +68,7 @@ impl Running {
     /// Stops listeners and background tasks, then flushes the statistics.
     pub fn shutdown(&mut self) {
         self.dns.shutdown();
+        self.encrypted.shutdown();
         self.tasks.abort_all();
         self.management.abort();
         for task in &self.web_tasks {
@@ -149,6 +152,12 @@ pub async fn start_with_clock(
         tcp_idle_timeout: config.server.tcp_idle_timeout,
     };
     let dns = DnsServer::start(handler.clone(), &config.server.dns_listen, limits).await?;
+    let encrypted = crate::encrypted::EncryptedServer::start(
+        handler.clone(),
+        dns.in_flight.clone(),
+        &config.encrypted_dns,
+    )
+    .await?;
     let reloader = Arc::new(Reloader::new(
         source,
         overrides,
@@ -193,6 +202,12 @@ pub async fn start_with_clock(
         std::time::Duration::from_secs(5),
     ));
     tasks.spawn(reloader.clone().on_sighup());
+    if let Some(certificates) = encrypted.certificates.clone() {
+        tasks.spawn(crate::encrypted::reload_on_sighup(
+            certificates,
+            handler.clone(),
+        ));
+    }
     if let Some(interval) = config.reload.watch_interval {
         tasks.spawn(reloader.clone().watch_files(interval));
     }
@@ -215,6 +230,7 @@ pub async fn start_with_clock(
         handler,
         reloader,
         dns,
+        encrypted,
         store,
         management_addr,
         http_addrs,

@@ -179,6 +179,17 @@ enum CaAction {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Cấp chứng chỉ máy chủ / Issue a server certificate for DoT/DoH, signed by the school CA
+    Issue {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Tên máy chủ / Server name, e.g. dns.truong.edu.vn and *.dns.truong.edu.vn (repeatable)
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Thư mục ghi dns.crt và dns.key / Directory for dns.crt and dns.key
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,7 +198,7 @@ enum TokensAction {
     Create {
         #[arg(short, long)]
         config: Option<PathBuf>,
-        /// office | school:<id> | auditor
+        /// office | school:<id> | auditor | band:<school>/<band> (encrypted DNS)
         #[arg(long)]
         role: String,
         /// Người dùng, vd. "Phòng GD&ĐT — chị Lan" / Who holds it (shown in the audit log)
@@ -297,6 +308,9 @@ pub fn main() -> ExitCode {
         Command::Ca {
             action: CaAction::Init { config },
         } => admin::ca_init(&source_for(config)),
+        Command::Ca {
+            action: CaAction::Issue { config, names, out },
+        } => admin::ca_issue(&source_for(config), &names, &out),
         Command::Reviews { action } => match action {
             ReviewsAction::List { config, status } => {
                 admin::reviews_list(&source_for(config), status.as_deref())

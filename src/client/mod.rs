@@ -21,6 +21,24 @@ pub struct Client {
     pub band: usize,
 }
 
+/// A school and band named by id instead of by address: what a band token
+/// of encrypted DNS stands for. Resolved against each query's snapshot, so
+/// a reload that removes the band refuses its token's questions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedBand {
+    pub school: String,
+    pub band: String,
+}
+
+impl NamedBand {
+    /// The indices in `config`, when both ids exist.
+    pub fn resolve(&self, config: &Config) -> Option<Client> {
+        let school = config.schools.iter().position(|s| s.id == self.school)?;
+        let band = config.bands.iter().position(|b| b.id == self.band)?;
+        Some(Client { school, band })
+    }
+}
+
 /// What a network stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Target {

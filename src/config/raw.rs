@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub office: RawOffice,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub encrypted_dns: RawEncryptedDns,
     /// `[central]`: policy tables pulled from the education office.
     pub central: Option<RawCentral>,
 }
@@ -83,6 +85,29 @@ pub struct RawAdmin {
     pub tls_key: Option<Spanned<String>>,
     /// `/metrics` needs a token too (default false: Prometheus on loopback).
     pub metrics_require_token: Option<bool>,
+}
+
+/// `[encrypted_dns]`: DNS over TLS and DNS over HTTPS listeners, their
+/// certificate, the band tokens and the limits on clients.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncryptedDns {
+    pub dot_listen: Option<Vec<Spanned<String>>>,
+    pub doh_listen: Option<Vec<Spanned<String>>>,
+    /// PEM certificate chain and private key (re-read on SIGHUP).
+    pub certificate: Option<Spanned<String>>,
+    pub private_key: Option<Spanned<String>>,
+    /// DoT server names `<band-token>.<token_domain>` name a band.
+    pub token_domain: Option<Spanned<String>>,
+    /// Hashed band tokens (`edudns tokens create --role band:<school>/<band>`).
+    pub tokens_file: Option<Spanned<String>>,
+    pub handshake_timeout_ms: Option<Spanned<i64>>,
+    pub idle_timeout_secs: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub max_connections_per_client: Option<Spanned<i64>>,
+    pub max_handshakes_per_client: Option<Spanned<i64>>,
+    pub max_streams_per_connection: Option<Spanned<i64>>,
+    pub max_body_bytes: Option<Spanned<i64>>,
 }
 
 /// `[takedown]`: the authorities' urgent list.

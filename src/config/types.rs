@@ -38,6 +38,7 @@ pub struct Config {
     /// The office's own deny/allow entries (every school, every band).
     pub office: OfficeConfig,
     pub admin: AdminConfig,
+    pub encrypted_dns: EncryptedDnsConfig,
     /// Set when the policy tables come from the education office.
     pub central: Option<CentralConfig>,
 }
@@ -128,6 +129,42 @@ pub struct ServerConfig {
     pub fast_path: bool,
     /// UDP sockets (and reader tasks) per listen address.
     pub udp_workers: usize,
+}
+
+/// `[encrypted_dns]` as validated. With no listener the rest is unused.
+#[derive(Debug, Clone)]
+pub struct EncryptedDnsConfig {
+    /// DNS over TLS (RFC 7858).
+    pub dot_listen: Vec<SocketAddr>,
+    /// DNS over HTTPS (RFC 8484), HTTP/2 and HTTP/1.1.
+    pub doh_listen: Vec<SocketAddr>,
+    /// PEM files; set whenever a listener is.
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// Lowercase, no trailing dot: DoT server names `<token>.<domain>`.
+    pub token_domain: Option<String>,
+    pub tokens_file: PathBuf,
+    pub limits: EncryptedLimits,
+}
+
+/// What one encrypted-DNS client may hold (docs/reliability.md).
+#[derive(Debug, Clone, Copy)]
+pub struct EncryptedLimits {
+    /// A TLS handshake must finish within this.
+    pub handshake_timeout: Duration,
+    /// A connection with no complete query (DoT) or request (DoH) for this
+    /// long is closed.
+    pub idle_timeout: Duration,
+    /// Encrypted connections open at once, all clients.
+    pub max_connections: usize,
+    /// Per client address.
+    pub max_connections_per_client: usize,
+    /// TLS handshakes in progress per client address.
+    pub max_handshakes_per_client: usize,
+    /// Concurrent HTTP/2 streams (and DoT queries in flight) per connection.
+    pub max_streams_per_connection: usize,
+    /// Largest DoH POST body accepted.
+    pub max_body_bytes: usize,
 }
 
 /// What to do with a query from an address outside every school network.

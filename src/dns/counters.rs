@@ -54,6 +54,22 @@ counters! {
     not_implemented,
     /// Queries dropped by the per-client rate limit of the client's band.
     rate_limited,
+    /// Questions received over DNS over TLS and DNS over HTTPS.
+    dot_queries,
+    doh_queries,
+    /// Encrypted-DNS connections accepted.
+    encrypted_connections,
+    /// Encrypted-DNS connections closed at once: `max_connections` open,
+    /// or the client address at its connection or handshake limit.
+    shed_encrypted_connections,
+    /// TLS handshakes that failed or did not finish in time.
+    tls_handshake_failed,
+    /// Questions or connections with a band token that is not valid.
+    band_token_refused,
+    /// DoH requests answered 4xx (bad path, method, type, body).
+    doh_bad_request,
+    /// Certificate reloads that kept the old certificate (bad new files).
+    tls_certificate_reload_failed,
     /// Queries answered by the UDP fast path (blocked names and cached
     /// answers written from wire bytes; also counted as answered).
     fast_path,

@@ -4,6 +4,7 @@
 //! bytes → sanity (short / QR=1: no answer) → parse (FORMERR)
 //!       → snapshot = shared.load()             one version per query
 //!       → client   = snapshot.classify(src)     school + band, or outside → REFUSED
+//!                    (or the band a token names: encrypted DNS)
 //!       → verdict  = snapshot.evaluate(client, name, clock.now())
 //!       → Block: answer::blocked   Allow: ANY → RFC 8482, fresh in cache → answer,
 //!                                         else (in-flight slot) upstream.resolve
@@ -14,7 +15,7 @@ use super::answer::{self, BlockedAnswer};
 use super::counters::{Counters, bump};
 use super::reply::UpstreamAnswer;
 use super::upstream::Upstream;
-use crate::client::Client;
+use crate::client::{Client, NamedBand};
 use crate::config::OutsideClients;
 use crate::counting::{CategorySlot, Outcome};
 use crate::policy::clock::Clock;
@@ -159,6 +160,18 @@ impl Handler {
     /// [`Handler::finish`], so listeners spawn a task (and take an in-flight
     /// slot) for those alone.
     pub fn decide(&self, packet: &[u8], src: SocketAddr, transport: Transport) -> Step {
+        self.decide_as(packet, src, transport, None)
+    }
+
+    /// [`Handler::decide`] for a client that named its school and band
+    /// with a band token (encrypted DNS): served from any address.
+    pub fn decide_as(
+        &self,
+        packet: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        named: Option<&NamedBand>,
+    ) -> Step {
         let received = Instant::now();
         if packet.len() < 12 {
             bump(&self.counters.dropped_short);
@@ -181,7 +194,7 @@ impl Handler {
             Transport::Udp => answer::udp_limit(&request),
             Transport::Tcp => usize::from(u16::MAX),
         };
-        match self.respond(&request, src) {
+        match self.respond(&request, src, named) {
             Some(Response::Ready(response)) => {
                 let reply = self.encode(&response, limit);
                 self.local_duration
@@ -207,6 +220,28 @@ impl Handler {
             }
             None => Step::Reply(None),
         }
+    }
+
+    /// REFUSED with an Extended DNS Error 18 (Prohibited) saying the band
+    /// token is not valid: what a client that sent a wrong, revoked or
+    /// expired token gets for every question (never its address's policy).
+    pub fn refuse_token(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        if packet.len() < 12 || packet[2] & 0x80 != 0 {
+            bump(&self.counters.dropped_short);
+            return None;
+        }
+        let Ok(request) = Message::from_vec(packet) else {
+            bump(&self.counters.malformed);
+            bump(&self.counters.answered);
+            return Some(answer::format_error(packet));
+        };
+        let mut response = answer::response_to(&request, ResponseCode::Refused);
+        answer::add_extended_error(
+            &mut response,
+            18,
+            "edudns: band token not valid (mã nhóm lớp không hợp lệ)",
+        );
+        self.encode(&response, usize::from(u16::MAX))
     }
 
     /// A fresh cached answer needs no upstream: answered here, without an
@@ -278,7 +313,12 @@ impl Handler {
         Some(bytes)
     }
 
-    fn respond(&self, request: &Message, src: SocketAddr) -> Option<Response> {
+    fn respond(
+        &self,
+        request: &Message,
+        src: SocketAddr,
+        named: Option<&NamedBand>,
+    ) -> Option<Response> {
         if request.metadata.message_type != MessageType::Query {
             return None;
         }
@@ -305,7 +345,11 @@ impl Handler {
             )));
         };
         let snapshot = self.snapshot.load();
-        let Some(client) = snapshot.classify(src.ip()) else {
+        let client = match named {
+            Some(named) => named.resolve(&snapshot.config),
+            None => snapshot.classify(src.ip()),
+        };
+        let Some(client) = client else {
             bump(&self.counters.refused_outside);
             return match snapshot.config.server.outside_clients {
                 OutsideClients::Refuse => Some(Response::Ready(answer::response_to(

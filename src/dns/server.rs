@@ -37,6 +37,8 @@ pub struct DnsServer {
     tasks: JoinSet<()>,
     /// The addresses actually bound (port 0 resolved), UDP then TCP for each.
     pub local_addrs: Vec<SocketAddr>,
+    /// The `max_in_flight` slots, shared with the encrypted listeners.
+    pub in_flight: Arc<Semaphore>,
 }
 
 impl DnsServer {
@@ -71,7 +73,11 @@ impl DnsServer {
                 limits,
             ));
         }
-        Ok(DnsServer { tasks, local_addrs })
+        Ok(DnsServer {
+            tasks,
+            local_addrs,
+            in_flight,
+        })
     }
 
     /// Stops every listener now.

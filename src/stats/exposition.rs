@@ -363,6 +363,20 @@ impl Stats {
             ("not_implemented", protocol.not_implemented),
             ("rate_limited", protocol.rate_limited),
             ("fast_path", protocol.fast_path),
+            ("dot_query", protocol.dot_queries),
+            ("doh_query", protocol.doh_queries),
+            ("encrypted_connection", protocol.encrypted_connections),
+            (
+                "shed_encrypted_connection",
+                protocol.shed_encrypted_connections,
+            ),
+            ("tls_handshake_failed", protocol.tls_handshake_failed),
+            ("band_token_refused", protocol.band_token_refused),
+            ("doh_bad_request", protocol.doh_bad_request),
+            (
+                "tls_certificate_reload_failed",
+                protocol.tls_certificate_reload_failed,
+            ),
             ("upstream_reply_rejected", upstream_rejected),
         ] {
             let counter = self.packets.with_label_values(&[event]);

@@ -199,13 +199,7 @@ pub async fn serve_management(
     let task = match tls {
         None => {
             info!(address = %local, "listening on {local} (management: /metrics, /api/v1, /console)");
-            tokio::spawn(async move {
-                let _ = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .await;
-            })
+            tokio::spawn(serve_http1(listener, app))
         }
         Some((cert, key)) => {
             let config = management_tls(&cert, &key)?;
@@ -238,6 +232,28 @@ pub async fn serve_management(
         }
     };
     Ok((local, task))
+}
+
+/// Serves `app` over plain HTTP/1.1 only, with the peer as `ConnectInfo`.
+/// Not `axum::serve`: with hyper's HTTP/2 in the build (for DoH) it would
+/// also accept cleartext HTTP/2 (h2c), which these listeners refuse.
+pub(crate) async fn serve_http1(listener: tokio::net::TcpListener, app: Router) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper_util::service::TowerToHyperService::new(
+                app.layer(axum::Extension(ConnectInfo(peer))),
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
 }
 
 /// rustls server config from PEM files, with errors naming the file.

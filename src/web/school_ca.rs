@@ -86,6 +86,41 @@ pub fn init(dir: &Path, name: &str) -> Result<PathBuf, CaError> {
     Ok(cert_path)
 }
 
+/// Issues a server certificate for `names` (wildcards allowed, e.g.
+/// `*.dns.truong.edu.vn` for DoT band tokens) signed by the school CA, valid
+/// 397 days (what Apple devices accept), as `dns.crt` (leaf then CA) and
+/// `dns.key` (mode 0600) in `out`. Returns the two paths.
+pub fn issue(dir: &Path, names: &[String], out: &Path) -> Result<(PathBuf, PathBuf), CaError> {
+    let (key_path, cert_path, name_path) = paths(dir);
+    if !key_path.exists() {
+        return Err(file_error(
+            &key_path,
+            "no school CA here: run `edudns ca init` first",
+        ));
+    }
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| file_error(p, e));
+    let ca_key = KeyPair::from_pem(&read(&key_path)?)?;
+    let ca_pem = read(&cert_path)?;
+    let issuer = Issuer::new(ca_params(read(&name_path)?.trim()), ca_key);
+    let mut params = CertificateParams::new(names.to_vec())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, names[0].as_str());
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(397);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let key = KeyPair::generate()?;
+    let leaf = params.signed_by(&key, &issuer)?;
+    std::fs::create_dir_all(out).map_err(|e| file_error(out, e))?;
+    let (crt, pem_key) = (out.join("dns.crt"), out.join("dns.key"));
+    crate::admin::edit::write_private(&pem_key, key.serialize_pem().as_bytes())
+        .map_err(|e| file_error(&pem_key, e))?;
+    std::fs::write(&crt, format!("{}{}", leaf.pem(), ca_pem)).map_err(|e| file_error(&crt, e))?;
+    Ok((crt, pem_key))
+}
+
 /// Mints and caches a certificate per SNI name, signed by the school CA.
 pub struct MintingResolver {
     issuer: Issuer<'static, KeyPair>,

@@ -135,10 +135,7 @@ pub async fn serve(
     })?;
     let local = listener.local_addr()?;
     info!(address = %local, "listening on {local} (warning page)");
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let task = tokio::spawn(super::serve_http1(listener, router(state)));
     Ok((local, task))
 }
 

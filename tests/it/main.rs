@@ -14,6 +14,7 @@ mod central;
 mod cli;
 mod corpus;
 mod defaults;
+mod encrypted;
 mod fast;
 mod filtering;
 mod formats;

@@ -8,11 +8,13 @@
 //! methods of the `Checker`: `server.rs`, `upstream.rs`, `blocking.rs`,
 //! `lists.rs` (with `[[category]]`), `bands.rs`, `schools.rs` and
 //! `service.rs` (`[reload]`, `[stats]`, `[privacy]`, `[takedown]`,
-//! `[office]`, `[admin]`, `[central]`). The section files use this one,
+//! `[office]`, `[admin]`, `[central]`) and `encrypted.rs`
+//! (`[encrypted_dns]`). The section files use this one,
 //! never each other, and this one names none of them.
 
 mod bands;
 mod blocking;
+mod encrypted;
 mod lists;
 mod schools;
 mod server;
@@ -125,6 +127,7 @@ impl Checker {
         let ca_dir = state_path(&list_root, &raw.warning_page.ca_dir, "ca");
         let office = self.office(&raw.office);
         let admin = self.admin(&raw.admin, &list_root, &stats);
+        let encrypted_dns = self.encrypted_dns(raw.encrypted_dns, &list_root, &stats);
         let central = self.central(raw.central.as_ref());
         let privacy = self.privacy(raw.privacy.k_anonymity, incident_log_days);
         Config {
@@ -144,6 +147,7 @@ impl Checker {
             takedown,
             office,
             admin,
+            encrypted_dns,
             central,
             warning_page: WarningPageConfig {
                 ca_dir,
