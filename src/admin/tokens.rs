@@ -247,6 +247,23 @@ impl Verifier {
         Ok(file)
     }
 
+    /// The stored entry `id` when `secret` is its secret (compared in
+    /// constant time).
+    fn matching(
+        &self,
+        path: &Path,
+        id: &str,
+        secret: &str,
+    ) -> Result<Option<StoredToken>, TokenError> {
+        let file = self.file(path)?;
+        Ok(file
+            .tokens
+            .iter()
+            .find(|t| t.id == id)
+            .filter(|stored| same(&digest(&stored.salt, secret), &stored.sha256))
+            .cloned())
+    }
+
     /// The principal of `token`, or `None` when it is not a valid token.
     pub fn verify(&self, path: &Path, token: &str) -> Result<Option<Principal>, TokenError> {
         let Some((id, secret)) = token
@@ -256,17 +273,13 @@ impl Verifier {
         else {
             return Ok(None);
         };
-        let file = self.file(path)?;
-        let Some(stored) = file.tokens.iter().find(|t| t.id == id) else {
+        let Some(stored) = self.matching(path, id, secret)? else {
             return Ok(None);
         };
-        if !same(&digest(&stored.salt, secret), &stored.sha256) {
-            return Ok(None);
-        }
         let role = Role::parse(&stored.role).map_err(|e| file_error(path, e))?;
         Ok(Some(Principal {
-            token_id: stored.id.clone(),
-            name: stored.name.clone(),
+            token_id: stored.id,
+            name: stored.name,
             role,
         }))
     }
@@ -279,13 +292,9 @@ impl Verifier {
         let Some((id, secret)) = token.split_once('-') else {
             return Ok(None);
         };
-        let file = self.file(path)?;
-        let Some(stored) = file.tokens.iter().find(|t| t.id == id) else {
+        let Some(stored) = self.matching(path, id, secret)? else {
             return Ok(None);
         };
-        if !same(&digest(&stored.salt, secret), &stored.sha256) {
-            return Ok(None);
-        }
         let Some((school, band)) = parse_band_role(&stored.role) else {
             return Ok(None);
         };

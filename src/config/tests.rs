@@ -177,3 +177,44 @@ fn out_of_range_schedule_hours_are_errors_not_overflows() {
         "{found:?}"
     );
 }
+
+#[test]
+fn encrypted_dns_names_the_missing_or_mismatched_pem_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (cert, _) = pem("a.test");
+    let (_, other_key) = pem("b.test");
+    let (cert_path, key_path) = (dir.path().join("dns.crt"), dir.path().join("dns.key"));
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, other_key).unwrap();
+    let text = |cert: &Path| {
+        format!(
+            "{MINIMAL}\n[encrypted_dns]\ndot_listen = [\"127.0.0.1:853\"]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            cert.display(),
+            key_path.display()
+        )
+    };
+    let missing = issues(&text(&dir.path().join("absent.crt")));
+    assert_eq!(missing[0].key, "encrypted_dns.certificate", "{missing:?}");
+    assert!(missing[0].message.contains("absent.crt"), "{missing:?}");
+    let mismatched = issues(&text(&cert_path));
+    assert_eq!(
+        mismatched[0].key, "encrypted_dns.private_key",
+        "{mismatched:?}"
+    );
+    assert!(
+        mismatched[0].message.contains("does not match"),
+        "{mismatched:?}"
+    );
+    let no_files = issues(&format!(
+        "{MINIMAL}\n[encrypted_dns]\ndoh_listen = [\"127.0.0.1:443\"]\n"
+    ));
+    assert_eq!(no_files[0].key, "encrypted_dns.certificate", "{no_files:?}");
+}

@@ -5,8 +5,6 @@
 //! logged with the file's name and counted.
 
 use arc_swap::ArcSwap;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
@@ -20,19 +18,9 @@ pub struct Certificates {
     private_key: PathBuf,
 }
 
-/// The chain and key in two PEM files, checked to belong together.
+/// The chain and key in two PEM files (the loader `check-config` uses).
 pub fn load_pem(certificate: &Path, private_key: &Path) -> Result<CertifiedKey, String> {
-    let named = |path: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let chain = CertificateDer::pem_file_iter(certificate)
-        .map_err(|e| named(certificate, &e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| named(certificate, &e))?;
-    if chain.is_empty() {
-        return Err(named(certificate, &"no PEM certificate in the file"));
-    }
-    let key = PrivateKeyDer::from_pem_file(private_key).map_err(|e| named(private_key, &e))?;
-    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
-        .map_err(|e| named(private_key, &e))
+    crate::config::validate::load_pem(certificate, private_key).map_err(|e| e.message)
 }
 
 impl Certificates {

@@ -160,51 +160,67 @@ impl Checker {
         key: &Spanned<String>,
         key_path: &Path,
     ) {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let chain: Result<Vec<_>, _> = CertificateDer::pem_file_iter(cert_path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>());
-        let chain = match chain {
-            Ok(chain) if !chain.is_empty() => chain,
-            Ok(_) => {
-                self.error(
-                    "encrypted_dns.certificate",
-                    cert,
-                    format!("{}: no PEM certificate in the file", cert_path.display()),
-                );
-                return;
-            }
-            Err(e) => {
-                self.error(
-                    "encrypted_dns.certificate",
-                    cert,
-                    format!("{}: {e}", cert_path.display()),
-                );
-                return;
-            }
-        };
-        let key_der = match PrivateKeyDer::from_pem_file(key_path) {
-            Ok(key_der) => key_der,
-            Err(e) => {
-                self.error(
-                    "encrypted_dns.private_key",
-                    key,
-                    format!("{}: {e}", key_path.display()),
-                );
-                return;
-            }
-        };
-        let provider = rustls::crypto::ring::default_provider();
-        if let Err(e) = rustls::sign::CertifiedKey::from_der(chain, key_der, &provider) {
-            self.error(
-                "encrypted_dns.private_key",
-                key,
-                format!(
-                    "{} does not match the certificate {}: {e}",
-                    key_path.display(),
-                    cert_path.display()
-                ),
-            );
+        if let Err(e) = load_pem(cert_path, key_path) {
+            let (name, value) = match e.file {
+                PemFile::Certificate => ("encrypted_dns.certificate", cert),
+                PemFile::PrivateKey => ("encrypted_dns.private_key", key),
+            };
+            self.error(name, value, e.message);
         }
     }
+}
+
+/// Which of the two PEM files is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemFile {
+    Certificate,
+    PrivateKey,
+}
+
+/// Why a certificate and key do not load, naming the file.
+#[derive(Debug, Clone)]
+pub struct PemError {
+    pub file: PemFile,
+    pub message: String,
+}
+
+impl std::fmt::Display for PemError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The chain and key in two PEM files, checked to belong together: what
+/// `check-config` checks and what the encrypted listeners load (at start
+/// and on SIGHUP).
+pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<rustls::sign::CertifiedKey, PemError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certificate = |message: String| PemError {
+        file: PemFile::Certificate,
+        message,
+    };
+    let private_key = |message: String| PemError {
+        file: PemFile::PrivateKey,
+        message,
+    };
+    let chain = CertificateDer::pem_file_iter(cert_path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| certificate(format!("{}: {e}", cert_path.display())))?;
+    if chain.is_empty() {
+        return Err(certificate(format!(
+            "{}: no PEM certificate in the file",
+            cert_path.display()
+        )));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| private_key(format!("{}: {e}", key_path.display())))?;
+    rustls::sign::CertifiedKey::from_der(chain, key_der, &rustls::crypto::ring::default_provider())
+        .map_err(|e| {
+            private_key(format!(
+                "{} does not match the certificate {}: {e}",
+                key_path.display(),
+                cert_path.display()
+            ))
+        })
 }

@@ -15,6 +15,7 @@
 mod bands;
 mod blocking;
 mod encrypted;
+pub use encrypted::{PemError, PemFile, load_pem};
 mod lists;
 mod schools;
 mod server;
