@@ -213,11 +213,12 @@ async fn the_console_in_chromium_shows_the_lists_state_and_refreshes_while_one_d
     // English on demand.
     browser.click("#lang").await;
     browser.find("tr[data-list=\"feed\"] details summary").await;
-    let feed = browser.eval(&row("feed")).await;
-    assert!(
-        feed.as_str()
-            .unwrap()
-            .contains("2 lines ignored for protected names"),
-        "{feed}"
-    );
+    // The click redraws the table; read it once the redraw is in.
+    const IGNORED_EN: &str = "2 lines ignored for protected names";
+    let feed = browser
+        .eval_until(&row("feed"), |v| {
+            v.as_str().is_some_and(|t| t.contains(IGNORED_EN))
+        })
+        .await;
+    assert!(feed.as_str().unwrap().contains(IGNORED_EN), "{feed}");
 }

@@ -182,6 +182,24 @@ impl ChromeDriver {
         .await;
     }
 
+    /// Runs `script` until `done` holds for its result or 10 s pass, and
+    /// returns the last result: for a page that redraws after a click (the
+    /// caller still asserts on what it got).
+    pub async fn eval_until(
+        &self,
+        script: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.eval(script).await;
+            if done(&value) || Instant::now() >= deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Runs JavaScript in the page and returns its result.
     pub async fn eval(&self, script: &str) -> serde_json::Value {
         self.cmd(
