@@ -29,7 +29,7 @@ pub enum ConfigSource {
 pub struct Overrides {
     pub dns_listen: Vec<SocketAddr>,
     pub http_listen: Vec<SocketAddr>,
-    pub upstreams: Vec<SocketAddr>,
+    pub upstreams: Vec<config::UpstreamServer>,
     /// Replaces `server.fast_path` (the test suite runs both paths).
     pub fast_path: Option<bool>,
 }
@@ -355,6 +355,7 @@ pub(crate) fn release_free_memory() {
 
 fn same_upstream(a: &config::UpstreamConfig, b: &config::UpstreamConfig) -> bool {
     a.servers == b.servers
+        && a.tls_ca_file == b.tls_ca_file
         && a.protocol == b.protocol
         && a.timeout == b.timeout
         && a.cache_size == b.cache_size

@@ -44,9 +44,9 @@ enum Command {
         /// Địa chỉ trang cảnh báo / Sinkhole web listener, replaces server.http_listen
         #[arg(long = "http-listen", value_name = "ADDR")]
         http_listen: Option<SocketAddr>,
-        /// Máy chủ DNS phía trên / Upstream server, replaces upstream.servers (repeatable)
-        #[arg(long = "upstream", value_name = "ADDR", value_parser = parse_upstream)]
-        upstream: Vec<SocketAddr>,
+        /// Máy chủ DNS phía trên / Upstream server (IP[:port], tls://IP:853#name, https://host/dns-query), replaces upstream.servers (repeatable)
+        #[arg(long = "upstream", value_name = "SERVER", value_parser = parse_upstream)]
+        upstream: Vec<config::UpstreamServer>,
     },
     /// Kiểm tra tệp cấu hình / Validate a config file (and its lists) without starting
     CheckConfig {
@@ -229,9 +229,8 @@ enum KeysAction {
     },
 }
 
-fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
-    config::validate::parse_socket_addr(text, 53)
-        .ok_or_else(|| format!("{text:?} is not an address (IP or IP:port)"))
+fn parse_upstream(text: &str) -> Result<config::UpstreamServer, String> {
+    text.parse()
 }
 
 /// Runs the command line (`src/main.rs`).

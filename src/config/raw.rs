@@ -232,6 +232,7 @@ pub struct RawUpstream {
     pub servers: Option<Vec<Spanned<String>>>,
     pub protocol: Option<Spanned<String>>,
     pub tls_name: Option<Spanned<String>>,
+    pub tls_ca_file: Option<Spanned<String>>,
     pub timeout_ms: Option<Spanned<i64>>,
     pub cache_size: Option<Spanned<i64>>,
     /// 0x20: random letter case in upstream questions (default true).

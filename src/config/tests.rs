@@ -63,7 +63,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(config.server.outside_clients, OutsideClients::Refuse);
     assert_eq!(
         config.upstream.servers,
-        vec!["192.0.2.53:53".parse().unwrap()]
+        vec![UpstreamServer::Plain("192.0.2.53:53".parse().unwrap())]
     );
     assert_eq!(config.blocking.mode, BlockMode::Sinkhole);
     assert!(config.blocking.ttl <= 300);
@@ -78,6 +78,85 @@ fn minimal_config_gets_defaults() {
     );
     // The strictest band (most blocked categories) for unknown clients.
     assert_eq!(config.bands[config.schools[0].unknown_band].id, "kids");
+}
+
+#[test]
+fn upstream_servers_are_plain_dot_or_doh() {
+    let parse = |text: &str| text.parse::<UpstreamServer>();
+    assert_eq!(
+        parse("192.0.2.1"),
+        Ok(UpstreamServer::Plain("192.0.2.1:53".parse().unwrap()))
+    );
+    let tls = parse("tls://192.0.2.1#dns.example").unwrap();
+    assert_eq!(
+        tls,
+        UpstreamServer::Tls(EncryptedServer {
+            host: "192.0.2.1".into(),
+            port: 853,
+            tls_name: "dns.example".into(),
+            path: String::new(),
+        })
+    );
+    assert_eq!(tls.to_string(), "tls://192.0.2.1:853#dns.example");
+    let doh = parse("https://Dns.Example/dns-query").unwrap();
+    assert_eq!(
+        doh,
+        UpstreamServer::Https(EncryptedServer {
+            host: "dns.example".into(),
+            port: 443,
+            tls_name: "dns.example".into(),
+            path: "/dns-query".into(),
+        })
+    );
+    let v6 = parse("https://[2001:db8::1]:8443/q#dns.example").unwrap();
+    assert_eq!(v6.to_string(), "https://[2001:db8::1]:8443/q#dns.example");
+    for (bad, says) in [
+        ("tls://192.0.2.1/dns-query", "no path"),
+        ("https://192.0.2.1", "needs the path"),
+        ("quic://192.0.2.1", "unknown scheme"),
+        ("tls://192.0.2.1#", "nothing after '#'"),
+        ("tls://bad host:853", "not host or host:port"),
+        ("tls://192.0.2.1:0", "not host or host:port"),
+        ("dns.example", "tls://IP:853#name"),
+    ] {
+        let error = parse(bad).unwrap_err();
+        assert!(error.contains(says), "{bad}: {error}");
+    }
+}
+
+#[test]
+fn bad_upstream_entries_and_ca_files_are_named_with_their_line() {
+    let text = MINIMAL.replace(
+        "servers = [\"192.0.2.53\"]",
+        "servers = [\"192.0.2.53\", \"tls://192.0.2.1/x\"]\ntls_ca_file = \"/nonexistent/ca.pem\"",
+    );
+    let found = issues(&text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].key, "upstream.servers[1]");
+    assert_eq!(found[0].line, line_of(&text, "servers ="));
+    assert_eq!(found[1].key, "upstream.tls_ca_file");
+    assert!(
+        found[1].message.contains("/nonexistent/ca.pem"),
+        "{:?}",
+        found[1]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let text = MINIMAL.replace(
+        "servers = [\"192.0.2.53\"]",
+        &format!(
+            "servers = [\"tls://192.0.2.1#d.example\"]\ntls_ca_file = {:?}",
+            not_pem.display().to_string()
+        ),
+    );
+    let found = issues(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].message.contains("no certificate"),
+        "{:?}",
+        found[0]
+    );
 }
 
 #[test]

@@ -183,9 +183,171 @@ pub enum UpstreamProtocol {
     Tcp,
 }
 
+/// One entry of `upstream.servers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamServer {
+    /// `IP[:port]`: plain DNS over our own UDP sockets (TCP for truncated
+    /// replies, or everything with `protocol = "tcp"`).
+    Plain(SocketAddr),
+    /// `tls://host[:port][#name]`: DNS over TLS (RFC 7858).
+    Tls(EncryptedServer),
+    /// `https://host[:port]/path[#name]`: DNS over HTTPS (RFC 8484, HTTP/2).
+    Https(EncryptedServer),
+}
+
+/// Where an encrypted upstream is and the name its certificate must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptedServer {
+    /// An IP address, or a host name looked up through the system's
+    /// resolver each time a connection is opened.
+    pub host: String,
+    pub port: u16,
+    /// The name (or IP address) the certificate is checked against: the
+    /// part after `#`, else `host`.
+    pub tls_name: String,
+    /// The DoH path (`/dns-query`); empty for DoT.
+    pub path: String,
+}
+
+impl std::str::FromStr for UpstreamServer {
+    type Err = String;
+
+    /// Parses one `upstream.servers` entry; the error says what to write.
+    fn from_str(text: &str) -> Result<UpstreamServer, String> {
+        let text = text.trim();
+        let (scheme, rest) = match text.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => {
+                return parse_socket_addr(text, 53)
+                    .map(UpstreamServer::Plain)
+                    .ok_or_else(|| {
+                        format!(
+                            "{text:?} is not an upstream: write IP or IP:port (plain DNS), \
+                             tls://IP:853#name (DNS over TLS) or https://host/dns-query (DNS over HTTPS)"
+                        )
+                    });
+            }
+        };
+        let (rest, fragment) = match rest.split_once('#') {
+            Some((rest, name)) => (rest, Some(name)),
+            None => (rest, None),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let default_port = match scheme.as_str() {
+            "tls" => 853,
+            "https" => 443,
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown scheme {other:?}: expected tls:// (DNS over TLS) or https:// (DNS over HTTPS)"
+                ));
+            }
+        };
+        let (host, port) = split_host_port(authority, default_port)
+            .ok_or_else(|| format!("{text:?}: {authority:?} is not host or host:port"))?;
+        let tls_name = match fragment {
+            Some("") => {
+                return Err(format!(
+                    "{text:?}: nothing after '#' (the certificate's name)"
+                ));
+            }
+            Some(name) => name.to_string(),
+            None => host.clone(),
+        };
+        let server = EncryptedServer {
+            host,
+            port,
+            tls_name,
+            path: path.to_string(),
+        };
+        match scheme.as_str() {
+            "tls" if !path.is_empty() => Err(format!(
+                "{text:?}: DNS over TLS has no path: write tls://IP:853#name"
+            )),
+            "tls" => Ok(UpstreamServer::Tls(server)),
+            _ if path.len() < 2 => Err(format!(
+                "{text:?}: DNS over HTTPS needs the path, e.g. https://{authority}/dns-query"
+            )),
+            _ => Ok(UpstreamServer::Https(server)),
+        }
+    }
+}
+
+impl UpstreamServer {
+    /// Whether questions to this server travel encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        !matches!(self, UpstreamServer::Plain(_))
+    }
+}
+
+/// `IP`, `IP:port`, `[v6]:port` or bare `v6`.
+pub fn parse_socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    text.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, default_port))
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`; a host is an IP address or a
+/// DNS name.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+        let (host, after) = inner.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        (host, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().ok()?),
+            None => (authority, default_port),
+        }
+    };
+    let name_like = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    (port != 0 && !host.is_empty() && (name_like || host.parse::<std::net::IpAddr>().is_ok()))
+        .then(|| (host.to_ascii_lowercase(), port))
+}
+
+impl std::fmt::Display for UpstreamServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scheme, server) = match self {
+            UpstreamServer::Plain(addr) => return write!(f, "{addr}"),
+            UpstreamServer::Tls(server) => ("tls", server),
+            UpstreamServer::Https(server) => ("https", server),
+        };
+        let host = if server.host.contains(':') {
+            format!("[{}]", server.host)
+        } else {
+            server.host.clone()
+        };
+        write!(f, "{scheme}://{host}:{}{}", server.port, server.path)?;
+        if server.tls_name != server.host {
+            write!(f, "#{}", server.tls_name)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
-    pub servers: Vec<SocketAddr>,
+    pub servers: Vec<UpstreamServer>,
+    /// Extra roots (PEM) an encrypted upstream's certificate may chain to,
+    /// besides the system's.
+    pub tls_ca_file: Option<PathBuf>,
     pub protocol: UpstreamProtocol,
     pub timeout: Duration,
     pub cache_size: usize,

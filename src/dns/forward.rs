@@ -29,266 +29,42 @@
 //! [`MAX_CNAME_HOPS`]); only records on the chain from the asked name are
 //! kept, so an upstream cannot slip in records for other names.
 
+use super::forward_encrypted::{self, EncryptedCounters, EncryptedUpstream};
+use super::forward_udp::{Failure, Match, PlainServer, Shared, compare_question};
 use super::reply::{Classified, MAX_CNAME_HOPS, UpstreamAnswer, classify, servable, unix_ms};
+use crate::config::UpstreamServer;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
-use std::collections::HashMap;
+use rustls::pki_types::CertificateDer;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{Notify, oneshot};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 /// UDP sockets per upstream server.
 pub const POOL_SIZE: usize = 64;
-/// Questions a socket carries before it is replaced by one on a new port.
-pub const ROTATE_AFTER: u32 = 256;
+pub use super::forward_udp::ROTATE_AFTER;
 /// How long a server that failed is asked last.
 pub const PENALTY: Duration = Duration::from_secs(30);
 /// The EDNS payload size we offer (DNS Flag Day 2020).
 const EDNS_PAYLOAD: u16 = 1232;
-/// Largest reply read (over UDP we offer 1232; room for odd servers).
-const RECEIVE_BUFFER: usize = 4096;
 
-/// Why one attempt with one server gave nothing usable.
-#[derive(Debug)]
-enum Failure {
-    /// No reply in time.
-    Timeout,
-    /// A reply repeating our question in another letter case.
-    CaseMismatch,
-    /// Socket or connection error (ICMP refused, reset …).
-    Io(String),
-}
-
-/// What the reader task hands to a waiting question.
-enum Reply {
-    Bytes(Vec<u8>),
-    CaseMismatch,
-    /// The socket reported an error (ICMP unreachable).
-    Unreachable(Arc<String>),
-}
-
-/// A question waiting on a socket: the question section as sent.
-struct Waiter {
-    question: Box<[u8]>,
-    tx: oneshot::Sender<Reply>,
-}
-
-/// The questions pending on a socket; `closed` once its reader stopped.
-#[derive(Default)]
-struct Pending {
-    waiters: HashMap<u16, Waiter>,
-    closed: bool,
-}
-
-/// One connected UDP socket and the questions pending on it.
-struct PoolSocket {
-    socket: UdpSocket,
-    pending: Mutex<Pending>,
-    uses: AtomicU32,
-    /// Replaced in its slot: the reader stops once nothing is pending.
-    retired: AtomicBool,
-    wake: Notify,
-}
-
-impl PoolSocket {
-    /// A socket on a random port connected to `server`, with its reader task.
-    fn open(server: SocketAddr, shared: &Arc<Shared>) -> io::Result<Arc<Self>> {
-        let any: SocketAddr = if server.is_ipv6() {
-            "[::]:0".parse().expect("address")
-        } else {
-            "0.0.0.0:0".parse().expect("address")
-        };
-        let socket = std::net::UdpSocket::bind(any)?;
-        socket.connect(server)?;
-        socket.set_nonblocking(true)?;
-        let pool_socket = Arc::new(PoolSocket {
-            socket: UdpSocket::from_std(socket)?,
-            pending: Mutex::new(Pending::default()),
-            uses: AtomicU32::new(0),
-            retired: AtomicBool::new(false),
-            wake: Notify::new(),
-        });
-        tokio::spawn(read_replies(pool_socket.clone(), shared.clone()));
-        Ok(pool_socket)
-    }
-
-    fn retire(&self) {
-        self.retired.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Registers a question under a random id not pending on this socket;
-    /// gives the sender back when the socket was retired and its reader
-    /// has stopped.
-    fn register(
-        &self,
-        question: &[u8],
-        tx: oneshot::Sender<Reply>,
-    ) -> Result<u16, oneshot::Sender<Reply>> {
-        let mut pending = self.pending();
-        if pending.closed {
-            return Err(tx);
-        }
-        let mut id = rand::random::<u16>();
-        while pending.waiters.contains_key(&id) {
-            id = rand::random::<u16>();
-        }
-        pending.waiters.insert(
-            id,
-            Waiter {
-                question: question.into(),
-                tx,
-            },
-        );
-        Ok(id)
-    }
-
-    fn unregister(&self, id: u16) {
-        let mut pending = self.pending();
-        pending.waiters.remove(&id);
-        if pending.waiters.is_empty() && self.retired.load(Ordering::Relaxed) {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Whether the reader may stop: retired and nothing pending. Decided
-    /// under the lock [`PoolSocket::register`] takes, so no question is
-    /// registered on a socket nobody reads.
-    fn close_if_done(&self) -> bool {
-        let mut pending = self.pending();
-        if self.retired.load(Ordering::Relaxed) && pending.waiters.is_empty() {
-            pending.closed = true;
-        }
-        pending.closed
-    }
-}
-
-/// State the reader tasks share with the forwarder.
-struct Shared {
-    case_randomization: bool,
-    /// Replies refused: unknown id, another question, another case.
-    rejected: Arc<AtomicU64>,
-}
-
-/// Reads replies on one socket until it is retired and drained.
-async fn read_replies(socket: Arc<PoolSocket>, shared: Arc<Shared>) {
-    let mut buffer = vec![0u8; RECEIVE_BUFFER];
-    loop {
-        if socket.close_if_done() {
-            return;
-        }
-        let received = tokio::select! {
-            received = socket.socket.recv(&mut buffer) => received,
-            () = socket.wake.notified() => continue,
-        };
-        let len = match received {
-            Ok(len) => len,
-            Err(error) => {
-                // An ICMP error for this server (port, host or network
-                // unreachable), reported once per ICMP message: nobody will
-                // answer the questions pending here, so they move on now.
-                let error = Arc::new(error.to_string());
-                for (_, waiter) in socket.pending().waiters.drain() {
-                    let _ = waiter.tx.send(Reply::Unreachable(error.clone()));
-                }
-                continue;
-            }
-        };
-        let reply = &buffer[..len];
-        if len < 12 || reply[2] & 0x80 == 0 {
-            shared.rejected.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let id = u16::from_be_bytes([reply[0], reply[1]]);
-        let mut pending = socket.pending();
-        let verdict = pending
-            .waiters
-            .get(&id)
-            .map(|waiter| compare_question(reply, &waiter.question, shared.case_randomization));
-        let answer = match verdict {
-            Some(Match::Exact) => Reply::Bytes(reply.to_vec()),
-            Some(Match::CaseOnly) => {
-                shared.rejected.fetch_add(1, Ordering::Relaxed);
-                Reply::CaseMismatch
-            }
-            Some(Match::No) | None => {
-                shared.rejected.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-        };
-        if let Some(waiter) = pending.waiters.remove(&id) {
-            let _ = waiter.tx.send(answer);
-        }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Match {
-    Exact,
-    CaseOnly,
-    No,
-}
-
-/// Whether `reply` (id already matched) is an answer to `question` (the
-/// question section we sent): one question, opcode QUERY, the same bytes.
-/// Without 0x20 we send lower case and accept any case back.
-fn compare_question(reply: &[u8], question: &[u8], case_sensitive: bool) -> Match {
-    let opcode = (reply[2] >> 3) & 0x0f;
-    if opcode != 0 || reply[4..6] != [0, 1] {
-        return Match::No;
-    }
-    let Some(echoed) = reply.get(12..12 + question.len()) else {
-        return Match::No;
-    };
-    if echoed == question {
-        Match::Exact
-    } else if echoed.eq_ignore_ascii_case(question) {
-        if case_sensitive {
-            Match::CaseOnly
-        } else {
-            Match::Exact
-        }
-    } else {
-        Match::No
-    }
-}
-
-/// One upstream server and its socket pool.
+/// One upstream server and how it is asked.
 struct Server {
-    addr: SocketAddr,
-    slots: Vec<Mutex<Option<Arc<PoolSocket>>>>,
+    target: Target,
     /// Unix ms until which this server is asked after the others.
     penalised_until: AtomicU64,
 }
 
-impl Server {
-    /// A socket of the pool, picked at random; opened (or replaced after
-    /// [`ROTATE_AFTER`] uses) on the way.
-    fn socket(&self, shared: &Arc<Shared>) -> io::Result<Arc<PoolSocket>> {
-        let index = rand::random::<u32>() as usize % self.slots.len();
-        let mut slot = self.slots[index].lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(socket) = slot.as_ref()
-            && socket.uses.fetch_add(1, Ordering::Relaxed) < ROTATE_AFTER
-        {
-            return Ok(socket.clone());
-        }
-        let fresh = PoolSocket::open(self.addr, shared)?;
-        fresh.uses.store(1, Ordering::Relaxed);
-        if let Some(old) = slot.replace(fresh.clone()) {
-            old.retire();
-        }
-        Ok(fresh)
-    }
+enum Target {
+    /// Plain DNS: our own pool of UDP sockets (and TCP when needed).
+    Plain(PlainServer),
+    /// DoT or DoH through hickory-net (forward_encrypted.rs).
+    Encrypted(EncryptedUpstream),
 }
 
 /// Sends questions to the upstream servers and matches their replies.
@@ -297,11 +73,23 @@ pub struct Forwarder {
     timeout: Duration,
     tcp_only: bool,
     shared: Arc<Shared>,
+    counters: ForwarderCounters,
+}
+
+/// The counts a forwarder keeps across reloads.
+#[derive(Clone, Default)]
+pub struct ForwarderCounters {
+    /// Replies refused: unknown id, another question, another case.
+    pub rejected: Arc<AtomicU64>,
+    pub encrypted: Arc<EncryptedCounters>,
 }
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
         for server in &self.servers {
+            let Target::Plain(server) = &server.target else {
+                continue;
+            };
             for slot in &server.slots {
                 if let Some(socket) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
                     socket.retire();
@@ -363,36 +151,60 @@ impl Query {
 }
 
 impl Forwarder {
-    /// `rejected` counts replies refused as forgeries; a forwarder rebuilt
-    /// on reload is handed its predecessor's, so the count never goes back.
+    /// `counters` count replies refused as forgeries and what the
+    /// encrypted upstreams did; a forwarder rebuilt on reload is handed its
+    /// predecessor's, so the counts never go back. `extra_roots` are the
+    /// certificates of `upstream.tls_ca_file`.
     pub fn new(
-        servers: &[SocketAddr],
+        servers: &[UpstreamServer],
         timeout: Duration,
         tcp_only: bool,
         case_randomization: bool,
-        rejected: Arc<AtomicU64>,
-    ) -> Forwarder {
-        Forwarder {
-            servers: servers
-                .iter()
-                .map(|&addr| Server {
-                    addr,
-                    slots: (0..POOL_SIZE).map(|_| Mutex::new(None)).collect(),
-                    penalised_until: AtomicU64::new(0),
-                })
-                .collect(),
+        extra_roots: Vec<CertificateDer<'static>>,
+        counters: ForwarderCounters,
+    ) -> Result<Forwarder, String> {
+        let tls = if servers.iter().any(UpstreamServer::is_encrypted) {
+            Some(Arc::new(forward_encrypted::client_config(extra_roots)?))
+        } else {
+            None
+        };
+        let servers = servers
+            .iter()
+            .map(|server| Server {
+                target: match (server, &tls) {
+                    (UpstreamServer::Plain(addr), _) => Target::Plain(PlainServer {
+                        addr: *addr,
+                        slots: (0..POOL_SIZE).map(|_| Mutex::new(None)).collect(),
+                    }),
+                    (_, Some(tls)) => Target::Encrypted(
+                        EncryptedUpstream::new(
+                            server,
+                            tls.clone(),
+                            timeout,
+                            counters.encrypted.clone(),
+                        )
+                        .expect("an encrypted server"),
+                    ),
+                    (_, None) => unreachable!("TLS settings are made when a server is encrypted"),
+                },
+                penalised_until: AtomicU64::new(0),
+            })
+            .collect();
+        Ok(Forwarder {
+            servers,
             timeout,
             tcp_only,
             shared: Arc::new(Shared {
                 case_randomization,
-                rejected,
+                rejected: counters.rejected.clone(),
             }),
-        }
+            counters,
+        })
     }
 
-    /// The count of replies refused (unknown id, another question or case).
-    pub fn rejected_counter(&self) -> &Arc<AtomicU64> {
-        &self.shared.rejected
+    /// The counts this forwarder adds to (handed on to its successor).
+    pub fn counters(&self) -> &ForwarderCounters {
+        &self.counters
     }
 
     /// Resolves `(name, type)` through the upstreams, following CNAMEs the
@@ -460,19 +272,14 @@ impl Forwarder {
             }
             let share = (deadline - now) / (order.len() - i) as u32;
             let attempt_deadline = now + share;
-            // TCP when configured, and for a truncated or wrong-case UDP reply.
-            let udp = if self.tcp_only {
-                None
-            } else {
-                Some(
-                    self.udp_exchange(server, &mut query, attempt_deadline)
-                        .await,
-                )
-            };
-            let result = match udp {
-                Some(Ok(bytes)) if bytes[2] & 0x02 == 0 => Ok(bytes),
-                Some(Err(failure)) if !matches!(failure, Failure::CaseMismatch) => Err(failure),
-                _ => tcp_exchange(server.addr, &mut query, attempt_deadline).await,
+            let result = match &server.target {
+                Target::Plain(plain) => {
+                    self.plain_exchange(plain, &mut query, attempt_deadline)
+                        .await
+                }
+                Target::Encrypted(encrypted) => {
+                    encrypted_exchange(encrypted, &mut query, attempt_deadline).await
+                }
             };
             let error = match result {
                 Ok(bytes) => match Message::from_vec(&bytes) {
@@ -500,42 +307,52 @@ impl Forwarder {
         Err(last_error.unwrap_or_else(too_late))
     }
 
-    async fn udp_exchange(
+    /// One attempt with a plain server: UDP, then TCP when configured, and
+    /// for a truncated or wrong-case UDP reply.
+    async fn plain_exchange(
         &self,
-        server: &Server,
+        server: &PlainServer,
         query: &mut Query,
         deadline: Instant,
     ) -> Result<Vec<u8>, Failure> {
-        let (mut tx, rx) = oneshot::channel();
-        let (socket, id) = loop {
-            let socket = server.socket(&self.shared).map_err(|e| {
-                Failure::Io(format!("cannot open a socket to {}: {e}", server.addr))
-            })?;
-            match socket.register(query.question(), tx) {
-                Ok(id) => break (socket, id),
-                // A retired socket whose reader just stopped: take another.
-                Err(back) => tx = back,
-            }
+        let udp = if self.tcp_only {
+            None
+        } else {
+            let question_end = query.question_end;
+            Some(
+                server
+                    .udp_exchange(&self.shared, &mut query.bytes, question_end, deadline)
+                    .await,
+            )
         };
-        query.bytes[..2].copy_from_slice(&id.to_be_bytes());
-        if let Err(error) = socket.socket.send(&query.bytes).await {
-            socket.unregister(id);
-            return Err(Failure::Io(format!(
-                "cannot send to {}: {error}",
-                server.addr
-            )));
+        match udp {
+            Some(Ok(bytes)) if bytes[2] & 0x02 == 0 => Ok(bytes),
+            Some(Err(failure)) if !matches!(failure, Failure::CaseMismatch) => Err(failure),
+            _ => tcp_exchange(server.addr, query, deadline).await,
         }
-        match timeout_at(deadline, rx).await {
-            Ok(Ok(Reply::Bytes(bytes))) => Ok(bytes),
-            Ok(Ok(Reply::CaseMismatch)) => Err(Failure::CaseMismatch),
-            Ok(Ok(Reply::Unreachable(error))) => {
-                Err(Failure::Io(format!("{} unreachable: {error}", server.addr)))
-            }
-            Ok(Err(_)) | Err(_) => {
-                socket.unregister(id);
-                Err(Failure::Timeout)
-            }
-        }
+    }
+}
+
+/// One question to a DoT or DoH server, on its reused connection. The
+/// reply must answer our question (any letter case: the channel is
+/// authenticated).
+async fn encrypted_exchange(
+    server: &EncryptedUpstream,
+    query: &mut Query,
+    deadline: Instant,
+) -> Result<Vec<u8>, Failure> {
+    match server.exchange(&query.bytes, deadline).await {
+        Ok(reply) if reply.len() >= 12 => match compare_question(&reply, query.question(), false) {
+            Match::Exact => Ok(reply),
+            _ => Err(Failure::Io(
+                "the encrypted upstream answered another question".into(),
+            )),
+        },
+        Ok(_) => Err(Failure::Io(
+            "the encrypted upstream's reply is too short".into(),
+        )),
+        Err(forward_encrypted::Failure::Timeout) => Err(Failure::Timeout),
+        Err(forward_encrypted::Failure::Other(reason)) => Err(Failure::Io(reason)),
     }
 }
 

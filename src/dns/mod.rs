@@ -5,7 +5,8 @@
 //! answered from wire bytes: `wire`, `cache`) or `handler` (the general
 //! pipeline) → `answer` (blocked, refused, error answers) or `upstream`
 //! (cache, serve-stale, coalescing; `flood` admits lookups) → `forward`
-//! (own UDP/TCP sockets) → `reply` (what the upstream said).
+//! (own UDP/TCP sockets; `forward_encrypted` for DoT/DoH upstreams through
+//! hickory-net) → `reply` (what the upstream said).
 //!
 //! Uses: `snapshot`, `policy`, `client`, `lists`, `stats`, `config`.
 //! Used by: `app`, `takedown::feed`, `web` (metrics, health), `stats`.
@@ -17,6 +18,8 @@ pub mod counters;
 pub mod fast;
 pub mod flood;
 pub mod forward;
+mod forward_encrypted;
+mod forward_udp;
 pub mod handler;
 pub mod ratelimit;
 pub mod reply;
@@ -24,6 +27,7 @@ pub mod server;
 pub mod upstream;
 mod wire;
 
+pub use forward_encrypted::EncryptedCounters;
 pub use handler::{Handler, Transport};
 pub use server::{DnsServer, Limits};
 pub use upstream::Upstream;

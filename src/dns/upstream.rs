@@ -7,7 +7,7 @@
 //! returns waits for that one answer instead of sending its own.
 
 use super::flood::{FloodGuard, Outcome, Refusal};
-use super::forward::Forwarder;
+use super::forward::{Forwarder, ForwarderCounters};
 use super::reply::{UpstreamAnswer, unix_ms};
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use dashmap::DashMap;
@@ -79,7 +79,7 @@ impl Drop for InFlightGuard<'_> {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Self, std::io::Error> {
-        Self::with_counters(config, Arc::default(), Arc::default())
+        Self::with_counters(config, ForwarderCounters::default(), Arc::default())
     }
 
     /// An upstream built on reload: the counts of refused replies and
@@ -90,23 +90,32 @@ impl Upstream {
     ) -> Result<Self, std::io::Error> {
         Self::with_counters(
             config,
-            previous.forwarder.rejected_counter().clone(),
+            previous.forwarder.counters().clone(),
             previous.flood.refused_counters().clone(),
         )
     }
 
     fn with_counters(
         config: &UpstreamConfig,
-        rejected: Arc<AtomicU64>,
+        counters: ForwarderCounters,
         refused: Arc<[AtomicU64; 3]>,
     ) -> Result<Self, std::io::Error> {
+        // check-config read the file already; a file broken since is an
+        // error here too, never a silent start without its roots.
+        let extra_roots = match &config.tls_ca_file {
+            Some(path) => crate::config::validate::upstream::load_ca_file(path)
+                .map_err(std::io::Error::other)?,
+            None => Vec::new(),
+        };
         let forwarder = Forwarder::new(
             &config.servers,
             config.timeout,
             config.protocol == UpstreamProtocol::Tcp,
             config.case_randomization,
-            rejected,
-        );
+            extra_roots,
+            counters,
+        )
+        .map_err(std::io::Error::other)?;
         Ok(Upstream {
             forwarder: Arc::new(forwarder),
             in_flight: DashMap::new(),
@@ -369,7 +378,18 @@ impl Upstream {
     /// Upstream replies refused as forgeries (unknown id, another question
     /// or letter case) since this upstream was built.
     pub fn rejected_replies(&self) -> u64 {
-        self.forwarder.rejected_counter().load(Ordering::Relaxed)
+        self.forwarder.counters().rejected.load(Ordering::Relaxed)
+    }
+
+    /// What the encrypted upstreams did: connections opened, questions
+    /// sent, TLS failures (certificates that did not verify).
+    pub fn encrypted_figures(&self) -> [u64; 3] {
+        let counters = &self.forwarder.counters().encrypted;
+        [
+            counters.connections.load(Ordering::Relaxed),
+            counters.questions.load(Ordering::Relaxed),
+            counters.tls_failed.load(Ordering::Relaxed),
+        ]
     }
 
     /// Questions being resolved right now (for tests and metrics).

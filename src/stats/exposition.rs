@@ -378,6 +378,9 @@ impl Stats {
                 protocol.tls_certificate_reload_failed,
             ),
             ("upstream_reply_rejected", upstream_rejected),
+            ("upstream_encrypted_connection", upstream.encrypted[0]),
+            ("upstream_encrypted_question", upstream.encrypted[1]),
+            ("upstream_tls_failed", upstream.encrypted[2]),
         ] {
             let counter = self.packets.with_label_values(&[event]);
             counter.inc_by(value.saturating_sub(counter.get()));

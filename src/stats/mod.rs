@@ -226,4 +226,7 @@ pub struct UpstreamFigures {
     pub refused: [(&'static str, u64); 3],
     /// Parent domains limited now.
     pub limited_domains: usize,
+    /// Encrypted upstreams: connections opened, questions sent, TLS
+    /// failures.
+    pub encrypted: [u64; 3],
 }

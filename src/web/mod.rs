@@ -314,6 +314,7 @@ async fn metrics(
             rejected: upstream.rejected_replies(),
             refused: upstream.refused_lookups(),
             limited_domains: upstream.limited_parents(),
+            encrypted: upstream.encrypted_figures(),
         },
     );
     (

@@ -190,7 +190,7 @@ async fn policy_server(plan: Shared) -> (SocketAddr, tokio::task::JoinHandle<()>
 
 async fn start_node(path: &Path, upstream: SocketAddr) -> edudns::app::Running {
     let overrides = Overrides {
-        upstreams: vec![upstream],
+        upstreams: vec![edudns::config::UpstreamServer::Plain(upstream)],
         fast_path: fast_path_override(),
         ..Overrides::default()
     };

@@ -15,6 +15,7 @@ mod cli;
 mod corpus;
 mod defaults;
 mod encrypted;
+mod encrypted_upstream;
 mod fast;
 mod filtering;
 mod formats;

@@ -20,14 +20,14 @@ mod lists;
 mod schools;
 mod server;
 mod service;
-mod upstream;
+pub mod upstream;
 
 use super::error::{ConfigError, ConfigIssue, LineIndex};
 use super::raw::*;
 use super::types::*;
 use crate::lists::name::normalize;
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -111,7 +111,7 @@ impl Checker {
     fn config(&mut self, raw: RawConfig, path: &Path, list_root: ListRoot) -> Config {
         // Section by section, in the order issues have always been reported.
         let server = self.server(raw.server);
-        let upstream = self.upstream(raw.upstream);
+        let upstream = self.upstream(raw.upstream, &list_root);
         let blocking = self.blocking(raw.blocking);
         let reload = self.reload(raw.reload);
         let lists = self.lists(raw.lists, &list_root);
@@ -286,13 +286,4 @@ fn state_path(root: &ListRoot, value: &Option<Spanned<String>>, default: &str) -
     }
 }
 
-/// `IP`, `IP:port`, `[v6]:port` or bare `v6`.
-pub fn parse_socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
-    let text = text.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Some(addr);
-    }
-    text.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, default_port))
-}
+pub use crate::config::types::parse_socket_addr;

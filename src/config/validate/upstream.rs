@@ -13,9 +13,19 @@ pub const DEFAULT_CACHE_SIZE: usize = 10_000;
 pub const DEFAULT_MAX_LOOKUPS_PER_CLIENT: usize = 256;
 
 impl Checker {
-    pub(super) fn upstream(&mut self, raw: RawUpstream) -> UpstreamConfig {
+    pub(super) fn upstream(&mut self, raw: RawUpstream, root: &ListRoot) -> UpstreamConfig {
         let servers = match &raw.servers {
-            Some(list) => self.socket_addrs("upstream.servers", list, 53),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v.get_ref().parse::<UpstreamServer>() {
+                    Ok(server) => Some(server),
+                    Err(message) => {
+                        self.error(format!("upstream.servers[{i}]"), v, message);
+                        None
+                    }
+                })
+                .collect(),
             None => {
                 self.error_no_line(
                     "upstream.servers",
@@ -51,11 +61,22 @@ impl Checker {
             self.error(
                 "upstream.tls_name",
                 v,
-                "DNS-over-TLS upstreams are not supported by this build",
+                format!(
+                    "the certificate's name goes with each server: servers = [\"tls://192.0.2.1:853#{}\"]",
+                    v.get_ref()
+                ),
             );
         }
+        let tls_ca_file = raw.tls_ca_file.as_ref().map(|v| {
+            let path = super::state_path(root, &Some(v.clone()), "");
+            if let Err(message) = load_ca_file(&path) {
+                self.error("upstream.tls_ca_file", v, message);
+            }
+            path
+        });
         UpstreamConfig {
             servers,
+            tls_ca_file,
             protocol,
             timeout: Duration::from_millis(self.positive_or(
                 "upstream.timeout_ms",
@@ -75,4 +96,23 @@ impl Checker {
             ) as usize,
         }
     }
+}
+
+/// The certificates of a PEM bundle of extra upstream roots; the error
+/// names the file and what is wrong with it.
+pub fn load_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no certificate in it (expected -----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }

@@ -117,7 +117,10 @@ async fn a_band_change_applies_within_a_second_with_no_failed_query_and_survives
     } = server;
     drop(running);
     let overrides = Overrides {
-        upstreams: upstream.iter().map(|u| u.addr).collect(),
+        upstreams: upstream
+            .iter()
+            .map(|u| edudns::config::UpstreamServer::Plain(u.addr))
+            .collect(),
         ..Overrides::default()
     };
     let again = start(

@@ -73,7 +73,10 @@ impl TestServer {
         let config_path = dir.path().join("edudns.toml");
         write(&config_path, config);
         let overrides = Overrides {
-            upstreams,
+            upstreams: upstreams
+                .into_iter()
+                .map(edudns::config::UpstreamServer::Plain)
+                .collect(),
             fast_path: fast_path_override(),
             ..Overrides::default()
         };
