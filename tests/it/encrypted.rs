@@ -497,3 +497,82 @@ async fn stalled_handshakes_are_limited_per_client_and_never_stall_udp() {
     .await;
     assert_eq!(stdout.trim(), "413");
 }
+
+/// The real binary: SIGHUP reloads the certificate; the open DoT
+/// connection keeps answering and a new handshake gets the new leaf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reloads_its_certificate_on_sighup() {
+    use std::io::{BufRead, BufReader};
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+    write(&dir.path().join("lists/gambling.txt"), GAMBLING);
+    write(&dir.path().join("lists/social.txt"), SOCIAL);
+    let config_path = dir.path().join("edudns.toml");
+    write(&config_path, &config(&pki, ""));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edudns"))
+        .args(["serve", "-c"])
+        .arg(&config_path)
+        .env("EDUDNS_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no {needle:?} in the log: {seen:#?}");
+    };
+    let line = wait_for("(DNS over TLS)");
+    let addr: SocketAddr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let ca = pki.ca();
+    let mut open = tls_connect(addr, &ca, b"dot").await;
+    let before = leaf(&open);
+    assert_eq!(
+        a_records(&dot_query(&mut open, 1, "bet.example.").await),
+        ["10.99.0.1"]
+    );
+    pki.issue();
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    wait_for("encrypted DNS certificate reloaded");
+    assert_eq!(
+        a_records(&dot_query(&mut open, 2, "casino.example.").await),
+        ["10.99.0.1"],
+        "the open connection goes on answering"
+    );
+    let fresh = tls_connect(addr, &ca, b"dot").await;
+    assert_ne!(
+        leaf(&fresh),
+        before,
+        "a new handshake gets the new certificate"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
