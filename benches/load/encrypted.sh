@@ -130,12 +130,13 @@ perf_args() { # server transport
   esac
 }
 
-# dnsperf 2.10's DoH client sometimes dies of a segmentation fault (about
-# one run in ten here, against either server): such a run is taken again
-# (at most twice), its CPU not counted, and counted in $work/crashes.
+# dnsperf 2.10's DoH client sometimes dies of a segmentation fault (one run
+# in ten to one in two here, against either server): such a run is taken
+# again (at most four times), its CPU not counted, and counted in
+# $work/crashes; a round still without a figure is left out of the median.
 run() { # server transport queryfile → "qps answers_per_cpu_s cpu%"
   local pid=${pids[$1]} t0 t1 rc attempt
-  for attempt in 1 2 3; do
+  for attempt in 1 2 3 4 5; do
     t0=$(cpu_ticks "$pid")
     rc=0
     # shellcheck disable=SC2046
@@ -201,15 +202,21 @@ for w in "${workloads[@]}"; do
   ratios=(); es=(); us=()
   for round in $(seq 1 "$rounds"); do
     e=${result[edudns,$w,$round]}; u=${result[unbound,$w,$round]}
-    es+=("$(echo "$e" | cut -d' ' -f2)"); us+=("$(echo "$u" | cut -d' ' -f2)")
-    ratio=$(awk -v a="${es[-1]}" -v b="${us[-1]}" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
-    ratios+=("$ratio")
-    printf '%-12s %5s %26s %26s %7s\n' "$w" "$round" "$e" "$u" "${ratio}x"
+    a=$(echo "$e" | cut -d' ' -f2); b=$(echo "$u" | cut -d' ' -f2)
+    if [ "$a" -gt 0 ] && [ "$b" -gt 0 ]; then
+      es+=("$a"); us+=("$b")
+      ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}')
+      ratios+=("$ratio"); shown=${ratio}x
+    else
+      shown=n/a
+    fi
+    printf '%-12s %5s %26s %26s %7s\n' "$w" "$round" "$e" "$u" "$shown"
   done
+  [ ${#ratios[@]} -gt 0 ] || { printf '%-12s median: no round with both figures\n' "$w"; continue; }
   lo=$(printf '%s\n' "${ratios[@]}" | sort -g | head -1); hi=$(printf '%s\n' "${ratios[@]}" | sort -g | tail -1)
-  printf '%-12s %5s %26s %26s %7s  (rounds %s-%s)\n' "$w" median \
+  printf '%-12s %5s %26s %26s %7s  (%d rounds, %s-%s)\n' "$w" median \
     "$(printf '%s\n' "${es[@]}" | median)" "$(printf '%s\n' "${us[@]}" | median)" \
-    "$(printf '%s\n' "${ratios[@]}" | median)x" "$lo" "$hi"
+    "$(printf '%s\n' "${ratios[@]}" | median)x" "${#ratios[@]}" "$lo" "$hi"
 done
 echo
 echo "dnsperf runs taken again after a crash: $(cat "$work/crashes" 2>/dev/null | tr '\n' ' ')"
