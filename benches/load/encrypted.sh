@@ -6,7 +6,7 @@
 # number of TLS connections (dnsperf -c 20, kept open for the whole run).
 # Servers on core 0, dnsperf on core 1, loopback only. Each workload runs
 # ROUNDS times per server, alternating edudns and Unbound; the ratio is
-# reported per round and as the median. About 9 minutes.
+# reported per round and as the median. About 8 minutes.
 #   bash benches/load/encrypted.sh        [SECONDS_RUN=10 ROUNDS=3]
 #
 # DoH: GET over connections of one HTTP/2 stream each, for both servers.
