@@ -169,7 +169,10 @@ pub async fn start_with_clock(
         store: Some(store.clone()),
         reloader: Some(reloader.clone()),
         admin: Arc::new(web::admin::Admin::default()),
+        upload: Arc::default(),
+        ingest: Arc::default(),
     };
+    let upload_figures = state.upload.clone();
     let (management_addr, management) =
         web::serve_management(config.server.management_listen, state.clone()).await?;
     let sinkhole = web::warning::SinkholeState::new(handler.clone(), store.clone());
@@ -217,6 +220,11 @@ pub async fn start_with_clock(
         std::time::Duration::from_millis(500),
     ));
     tasks.spawn(crate::office::pull::run(reloader.clone()));
+    tasks.spawn(crate::office::upload::run(
+        handler.snapshot.clone(),
+        store.clone(),
+        upload_figures,
+    ));
     tasks.spawn(flusher::run(stats, store.clone(), handler.snapshot.clone()));
     info!(
         schools = config.schools.len(),

@@ -48,6 +48,7 @@ pub struct RawConfig {
     pub encrypted_dns: RawEncryptedDns,
     /// `[central]`: policy tables pulled from the education office.
     pub central: Option<RawCentral>,
+    pub upload: Option<RawUpload>,
 }
 
 /// `[central]`: where this node pulls its policy (`[office]`, `[[category]]`,
@@ -62,6 +63,18 @@ pub struct RawCentral {
     pub interval: Option<Spanned<String>>,
     /// The last good copy (default: `central-policy.toml` beside the database).
     pub cache_file: Option<Spanned<String>>,
+}
+
+/// `[upload]`: where the node sends each closed day's statistics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpload {
+    /// The office's `POST /api/v1/ingest`.
+    pub url: Spanned<String>,
+    /// A file holding the school's bearer token (role `school:<id>`).
+    pub token_file: Spanned<String>,
+    /// How often pending days are tried (default 1m); failures back off.
+    pub interval: Option<Spanned<String>>,
 }
 
 /// `[office]`: the education office's own entries, for every school and band.

@@ -41,6 +41,8 @@ pub struct Config {
     pub encrypted_dns: EncryptedDnsConfig,
     /// Set when the policy tables come from the education office.
     pub central: Option<CentralConfig>,
+    /// Set when the statistics go up to the education office.
+    pub upload: Option<UploadConfig>,
 }
 
 /// `[central]` as validated; the token and cache paths are read by
@@ -56,6 +58,19 @@ impl CentralConfig {
     pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
     /// The shortest `interval` accepted.
     pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+}
+
+/// `[upload]` as validated: each closed day's merge input goes to the
+/// office (src/office/upload.rs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadConfig {
+    pub url: String,
+    pub token_file: PathBuf,
+    pub interval: Duration,
+}
+
+impl UploadConfig {
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 }
 
 /// `[office]`.

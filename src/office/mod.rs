@@ -1,9 +1,50 @@
-//! The education office's side of a node: the policy pull today
-//! ([`pull`]: conditional GET of `[central] url`, validate, swap), with room
-//! for the upload of statistics and district reports.
+//! The education office's side of a node, both ways: the policy comes
+//! down ([`pull`]: conditional GET of `[central] url`, validate, swap), the
+//! statistics go up ([`upload`]: each closed day's signed merge input to
+//! `[upload] url`), and an office keeps what its schools send and merges
+//! district reports from it ([`ingest`]).
 //!
 //! Uses: `config` (the `[central]` merge and validation), `app::reload` (to
-//! swap a new policy in), `lists::download` (the conditional GET).
-//! Used by: `app` (started with the service).
+//! swap a new policy in), `lists::download` (HTTP), `stats` (reports,
+//! signatures, the database), `snapshot` (the configuration in force).
+//! Used by: `app` (started with the service), `web` (`/api/v1/ingest`,
+//! district reports, metrics), `cli` (district reports).
 
+pub mod ingest;
 pub mod pull;
+pub mod upload;
+
+use std::sync::atomic::Ordering;
+
+/// The statistics upload's and ingest's lines of `/metrics` (counters that
+/// start with the process; labels are bounded: a result, never a school).
+pub fn exposition(upload: &upload::UploadFigures, ingest: &ingest::IngestFigures) -> String {
+    let get = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+    format!(
+        "# HELP edudns_statistics_upload_total Days of statistics this node sent to the office, by result (sent, duplicate: the office had it; failed: tries that failed).
+# TYPE edudns_statistics_upload_total counter
+edudns_statistics_upload_total{{result=\"sent\"}} {}
+edudns_statistics_upload_total{{result=\"duplicate\"}} {}
+edudns_statistics_upload_total{{result=\"failed\"}} {}
+# HELP edudns_statistics_upload_pending_days Closed days the office has not confirmed yet.
+# TYPE edudns_statistics_upload_pending_days gauge
+edudns_statistics_upload_pending_days {}
+# HELP edudns_statistics_upload_last_success_timestamp_seconds When the office last confirmed a day (0: never).
+# TYPE edudns_statistics_upload_last_success_timestamp_seconds gauge
+edudns_statistics_upload_last_success_timestamp_seconds {}
+# HELP edudns_ingest_total Statistics inputs schools sent to this office, by result.
+# TYPE edudns_ingest_total counter
+edudns_ingest_total{{result=\"stored\"}} {}
+edudns_ingest_total{{result=\"duplicate\"}} {}
+edudns_ingest_total{{result=\"refused\"}} {}
+",
+        get(&upload.sent),
+        get(&upload.duplicate),
+        get(&upload.failed),
+        get(&upload.pending),
+        get(&upload.last_success),
+        get(&ingest.stored),
+        get(&ingest.duplicate),
+        get(&ingest.refused),
+    )
+}

@@ -70,6 +70,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/policy"),
     ("GET", "/api/v1/reports"),
+    ("POST", "/api/v1/ingest"),
     ("GET", "/api/v1/takedowns"),
     ("POST", "/api/v1/takedowns"),
 ];
@@ -79,8 +80,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
 /// `#[utoipa::path]` operation and schemas to the document in one step.
 fn api() -> OpenApiRouter<AppState> {
     use admin::{
-        allowances, audit, auth, bands, config, explain, lists, office, reports, reviews, schools,
-        takedowns,
+        allowances, audit, auth, bands, config, explain, ingest, lists, office, reports, reviews,
+        schools, takedowns,
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(openapi_json))
@@ -106,6 +107,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::audit_log))
         .routes(routes!(office::policy))
         .routes(routes!(reports::reports))
+        .routes(routes!(ingest::ingest))
         .routes(routes!(
             takedowns::takedowns_list,
             takedowns::takedowns_push
@@ -307,7 +309,7 @@ async fn metrics(
         }
     }
     let upstream = state.handler.upstream.load();
-    let body = state.handler.stats.render(
+    let mut body = state.handler.stats.render(
         &state.handler.counters.snapshot(),
         state.handler.in_flight.get(),
         &crate::stats::UpstreamFigures {
@@ -317,6 +319,7 @@ async fn metrics(
             encrypted: upstream.encrypted_figures(),
         },
     );
+    body.push_str(&crate::office::exposition(&state.upload, &state.ingest));
     (
         [(
             header::CONTENT_TYPE,

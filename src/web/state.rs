@@ -17,4 +17,8 @@ pub struct AppState {
     /// Applies policy changes (absent in tools that only read).
     pub reloader: Option<Arc<Reloader>>,
     pub admin: Arc<Admin>,
+    /// What this node's statistics upload did (`[upload]`).
+    pub upload: Arc<crate::office::upload::UploadFigures>,
+    /// What this office received on `/api/v1/ingest`.
+    pub ingest: Arc<crate::office::ingest::IngestFigures>,
 }

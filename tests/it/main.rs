@@ -20,6 +20,7 @@ mod fast;
 mod filtering;
 mod formats;
 mod health;
+mod ingest;
 mod lossy;
 mod protocol;
 mod reload;

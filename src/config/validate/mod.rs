@@ -130,6 +130,7 @@ impl Checker {
         let admin = self.admin(&raw.admin, &list_root, &stats);
         let encrypted_dns = self.encrypted_dns(raw.encrypted_dns, &list_root, &stats);
         let central = self.central(raw.central.as_ref());
+        let upload = self.upload(raw.upload.as_ref(), &list_root);
         let privacy = self.privacy(raw.privacy.k_anonymity, incident_log_days);
         Config {
             path: path.to_path_buf(),
@@ -150,6 +151,7 @@ impl Checker {
             admin,
             encrypted_dns,
             central,
+            upload,
             warning_page: WarningPageConfig {
                 ca_dir,
                 logo_text: raw.warning_page.logo_text,

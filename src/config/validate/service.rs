@@ -180,6 +180,42 @@ impl Checker {
         })
     }
 
+    /// `[upload]`: the office's ingest URL and the school's token file.
+    pub(super) fn upload(
+        &mut self,
+        raw: Option<&RawUpload>,
+        root: &ListRoot,
+    ) -> Option<UploadConfig> {
+        let raw = raw?;
+        let url = raw.url.get_ref().trim().to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            self.error(
+                "upload.url",
+                &raw.url,
+                "must be an http:// or https:// URL (the office's /api/v1/ingest)",
+            );
+        }
+        let interval = match &raw.interval {
+            None => UploadConfig::DEFAULT_INTERVAL,
+            Some(v) => match crate::lists::catalogue::parse_interval(v.get_ref()) {
+                Some(d) if d >= Duration::from_secs(1) => d,
+                _ => {
+                    self.error(
+                        "upload.interval",
+                        v,
+                        "not an interval of at least 1s like 30s, 5m, 1h",
+                    );
+                    UploadConfig::DEFAULT_INTERVAL
+                }
+            },
+        };
+        Some(UploadConfig {
+            url,
+            token_file: state_path(root, &Some(raw.token_file.clone()), ""),
+            interval,
+        })
+    }
+
     /// `[privacy]`: `k_anonymity` is checked after `[central]`, as always.
     pub(super) fn privacy(
         &mut self,

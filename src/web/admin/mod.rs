@@ -66,6 +66,7 @@ pub mod auth;
 pub mod bands;
 pub mod config;
 pub mod explain;
+pub mod ingest;
 pub mod lists;
 pub mod lockout;
 pub mod office;

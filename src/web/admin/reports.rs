@@ -27,8 +27,14 @@ pub enum ReportFormat {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
-    /// The school's id.
-    school: String,
+    /// The school's id (its own statistics on this node).
+    #[serde(default)]
+    school: Option<String>,
+    /// Instead of `school`: a district report merged from what the schools
+    /// sent to this office (`POST /ingest`): `all`, or school ids separated
+    /// by commas. Roles office and auditor.
+    #[serde(default)]
+    district: Option<String>,
     /// YYYY-MM-DD
     from: String,
     /// YYYY-MM-DD
@@ -73,12 +79,24 @@ pub async fn reports(
             );
         }
     };
-    if !(who.role == Role::Auditor || who.role.covers_school(&query.school)) {
+    let school = match (query.school.clone(), query.district.clone()) {
+        (Some(school), None) => school,
+        (None, Some(district)) => {
+            return district_report(&state, &who.role, &district, query).await;
+        }
+        _ => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "give either school=<id> (this node's statistics) or district=all|<id>,<id> (what the schools sent to this office)",
+            );
+        }
+    };
+    if !(who.role == Role::Auditor || who.role.covers_school(&school)) {
         return problem(
             StatusCode::FORBIDDEN,
             format!(
                 "role {} may not read reports of school {}",
-                who.role, query.school
+                who.role, school
             ),
         );
     }
@@ -94,7 +112,7 @@ pub async fn reports(
         report::build(
             store.connection(),
             &snapshot.config,
-            &query.school,
+            &school,
             &query.from,
             &query.to,
             snapshot.config.privacy.k_anonymity,
@@ -110,15 +128,18 @@ pub async fn reports(
         Ok(Err(e)) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    match format.as_deref().unwrap_or("json") {
-        "json" => {
-            let school = report.schools[0].id.clone();
-            let (key, _) = sign::key_paths(&snapshot.config.stats.key_dir, &school);
-            match sign::sign_if_key(report, &key) {
-                Ok(signed) => Json(signed).into_response(),
-                Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            }
-        }
+    let school = report.schools[0].id.clone();
+    let (key, _) = sign::key_paths(&snapshot.config.stats.key_dir, &school);
+    render(report, format.as_deref(), &key)
+}
+
+/// The report as JSON (signed with `key` when it exists), CSV or HTML.
+fn render(report: report::Report, format: Option<&str>, key: &std::path::Path) -> Response {
+    match format.unwrap_or("json") {
+        "json" => match sign::sign_if_key(report, key) {
+            Ok(signed) => Json(signed).into_response(),
+            Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
         "csv" => (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
             report::to_csv(&report),
@@ -139,5 +160,59 @@ pub async fn reports(
             StatusCode::BAD_REQUEST,
             format!("unknown format {other:?}: expected json, csv or html"),
         ),
+    }
+}
+
+/// A district report from the inputs the schools sent to this office.
+async fn district_report(
+    state: &AppState,
+    role: &Role,
+    district: &str,
+    query: ReportQuery,
+) -> Response {
+    if !matches!(role, Role::Office | Role::Auditor) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            format!("role {role} may not read district reports"),
+        );
+    }
+    let Some(store) = state.store.clone() else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "statistics database is not open",
+        );
+    };
+    let schools: Option<Vec<String>> = (district != "all").then(|| {
+        district
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    let key = state
+        .handler
+        .snapshot
+        .load()
+        .config
+        .stats
+        .key_dir
+        .join("office.key");
+    let (from, to) = (query.from.clone(), query.to.clone());
+    let built = tokio::task::spawn_blocking(move || {
+        let store = store.lock().unwrap_or_else(|e| e.into_inner());
+        crate::office::ingest::district_report(store.connection(), &from, &to, schools.as_deref())
+    })
+    .await;
+    match built {
+        Ok(Ok(merged)) => render(merged.report, query.format.as_deref(), &key),
+        Ok(Err(crate::office::ingest::DistrictError::Nothing { from, to })) => problem(
+            StatusCode::NOT_FOUND,
+            format!("no school sent statistics for {from} to {to}"),
+        ),
+        Ok(Err(crate::office::ingest::DistrictError::Database(e))) => {
+            problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Ok(Err(e)) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
