@@ -54,6 +54,23 @@ pub struct UploadFigures {
     pub pending: AtomicU64,
     /// Unix time of the last day the office confirmed (0: never).
     pub last_success: AtomicU64,
+    /// Why the last pass failed; `None` after a pass that worked.
+    pub last_error: std::sync::Mutex<Option<String>>,
+    /// Whether `[upload]` is set.
+    pub configured: std::sync::atomic::AtomicBool,
+}
+
+impl UploadFigures {
+    /// The upload's state for `/readyz` and `edudns health`.
+    pub fn status(&self) -> serde_json::Value {
+        let last = self.last_success.load(Ordering::Relaxed);
+        serde_json::json!({
+            "configured": self.configured.load(Ordering::Relaxed),
+            "pending_days": self.pending.load(Ordering::Relaxed),
+            "last_success": (last > 0).then(|| jiff::Timestamp::from_second(last as i64).map(|t| t.to_string()).unwrap_or_default()),
+            "last_error": self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        })
+    }
 }
 
 /// Runs while the service runs; a node without `[upload]` returns at once.
@@ -62,6 +79,9 @@ pub async fn run(snapshot: SharedSnapshot, store: SharedStore, figures: Arc<Uplo
     let mut backoff: Option<Duration> = None;
     loop {
         let config = snapshot.load().config.clone();
+        figures
+            .configured
+            .store(config.upload.is_some(), Ordering::Relaxed);
         let Some(upload) = config.upload.clone() else {
             // Checked again after a reload adds the section.
             tokio::time::sleep(Duration::from_secs(10)).await;
@@ -70,10 +90,13 @@ pub async fn run(snapshot: SharedSnapshot, store: SharedStore, figures: Arc<Uplo
         let wait = match pass(&client, &config, &upload, &store, &figures).await {
             Ok(()) => {
                 backoff = None;
+                *figures.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 upload.interval
             }
             Err(reason) => {
                 figures.failed.fetch_add(1, Ordering::Relaxed);
+                *figures.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(reason.clone());
                 let next = backoff.map_or(upload.interval, |b| (b * 2).min(MAX_BACKOFF));
                 backoff = Some(next);
                 warn!(url = %upload.url, retry_in_secs = next.as_secs(), "statistics upload failed: {reason}");

@@ -383,6 +383,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "last_answer_seconds_ago": age.map(|a| a.as_secs()),
             "error": error,
         },
+        // Informational: an office that cannot be reached does not make
+        // the filter unready.
+        "statistics_upload": state.upload.status(),
     });
     let status = if ready {
         StatusCode::OK

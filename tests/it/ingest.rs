@@ -186,6 +186,15 @@ async fn two_schools_send_their_days_through_an_outage_once_each_and_the_distric
         metric(&a, "edudns_statistics_upload_pending_days", &[]).await,
         3.0
     );
+    let (_, _, ready) = http_get(a.running.management_addr, "/readyz").await;
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["statistics_upload"]["pending_days"], 3, "{ready}");
+    assert!(
+        ready["statistics_upload"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach the office")),
+        "{ready}"
+    );
     assert_eq!(
         metric(&office, "edudns_ingest_total", &[("result", "stored")]).await,
         0.0
