@@ -49,6 +49,25 @@ pub enum Action {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Báo cáo của phòng / District report from what the schools sent to this office ([upload] → /api/v1/ingest)
+    District {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Từ ngày / First day, YYYY-MM-DD
+        #[arg(long)]
+        from: String,
+        /// Đến ngày / Last day, YYYY-MM-DD (inclusive)
+        #[arg(long)]
+        to: String,
+        /// Các trường / Schools: `all` or ids separated by commas
+        #[arg(long, default_value = "all")]
+        schools: String,
+        /// json (signed with <key_dir>/office.key when it exists), csv or html
+        #[arg(long, default_value = "json")]
+        format: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 /// How the JSON is signed.
 enum Signing<'a> {
@@ -139,9 +158,40 @@ fn read_signed(path: &Path) -> Result<SignedReport, String> {
         .map_err(|e| format!("{}: not an edudns JSON report: {e}", path.display()))
 }
 
-/// `edudns report verify` and `edudns report merge`.
+/// `edudns report verify`, `merge` and `district`.
 pub fn run_action(action: Action) -> ExitCode {
     match action {
+        Action::District {
+            config,
+            from,
+            to,
+            schools,
+            format,
+            output,
+        } => {
+            let source = super::common::source_for(config);
+            let (config, store) = match open(&source) {
+                Ok(opened) => opened,
+                Err(code) => return code,
+            };
+            let wanted: Option<Vec<String>> = (schools != "all")
+                .then(|| schools.split(',').map(|s| s.trim().to_string()).collect());
+            match crate::office::ingest::district_report(
+                store.connection(),
+                &from,
+                &to,
+                wanted.as_deref(),
+            ) {
+                Ok(merged) => {
+                    let key = config.stats.key_dir.join("office.key");
+                    match render(merged.report, &format, Signing::IfKey(&key)) {
+                        Ok(text) => write_out(output.as_deref(), &text),
+                        Err(e) => fail(EXIT_USAGE, e),
+                    }
+                }
+                Err(e) => fail(EXIT_DATA, e),
+            }
+        }
         Action::Verify { file, key } => {
             let signed = match read_signed(&file) {
                 Ok(signed) => signed,

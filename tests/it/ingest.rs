@@ -303,6 +303,28 @@ async fn two_schools_send_their_days_through_an_outage_once_each_and_the_distric
     .await;
     assert_eq!(status, 200);
     assert!(csv.contains(&(3 * (40 + 25)).to_string()), "{csv}");
+    // And the CLI, on the office's database and configuration.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edudns"))
+        .args(["report", "district", "-c"])
+        .arg(office.path("edudns.toml"))
+        .args([
+            "--from",
+            &day_ago(3),
+            "--to",
+            &day_ago(1),
+            "--schools",
+            "s2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(cli["report"]["totals"]["queries"], 3 * (500 + 25 + 6));
+    assert_eq!(cli["report"]["schools"][0]["id"], "s2");
 }
 
 #[tokio::test]
