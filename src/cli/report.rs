@@ -176,7 +176,7 @@ pub fn run_action(action: Action) -> ExitCode {
             };
             let wanted: Option<Vec<String>> = (schools != "all")
                 .then(|| schools.split(',').map(|s| s.trim().to_string()).collect());
-            match crate::office::ingest::district_report(
+            match crate::office::district::district_report(
                 store.connection(),
                 &from,
                 &to,

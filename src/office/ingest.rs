@@ -15,8 +15,10 @@
 //! it again), a different input for a day already kept is refused as a
 //! conflict (a replayed or forged second version never replaces the first).
 //!
-//! Uses: `stats` (the report types, signatures, merge). Used by: `web`
-//! (`POST /api/v1/ingest`, district reports), `cli` (district reports).
+//! What was kept is read back by [`super::district`].
+//!
+//! Uses: `stats` (the report types, signatures). Used by: `web`
+//! (`POST /api/v1/ingest`), `office::district`.
 
 use crate::stats::report::{self, Report, Stage};
 use crate::stats::sign::{self, SignedReport};
@@ -24,19 +26,74 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-/// The office's table of received inputs (created on first use).
+/// The office's tables of received inputs (created on first use). The
+/// numbers are kept per school, node and day in integer-keyed tables, so a
+/// province's year fits the office's disk (docs/performance.md, "Office
+/// ingest"); the signed input itself is kept, compressed, for
+/// [`RAW_INPUT_DAYS`] for audits and then dropped.
 pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS ingested (
+CREATE TABLE IF NOT EXISTS ingest_sources (
+    id INTEGER PRIMARY KEY,
     school TEXT NOT NULL,
     node TEXT NOT NULL,            -- the sending database's id
-    day TEXT NOT NULL,             -- the school's local date, YYYY-MM-DD
+    UNIQUE (school, node)
+);
+CREATE TABLE IF NOT EXISTS ingest_days (
+    source INTEGER NOT NULL,
+    day INTEGER NOT NULL,          -- the school's local date, days since 1970-01-01
     received_at INTEGER NOT NULL,  -- Unix time
     sha256 TEXT NOT NULL,          -- of the signed input as received
-    input TEXT NOT NULL,           -- the signed merge input, JSON
-    PRIMARY KEY (school, node, day)
+    school_name TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    k INTEGER NOT NULL,
+    queries INTEGER NOT NULL,
+    allowed INTEGER NOT NULL,
+    blocked INTEGER NOT NULL,
+    safe_search INTEGER NOT NULL,
+    reviews TEXT NOT NULL,         -- JSON
+    input BLOB,                    -- the signed input, deflate; NULL after RAW_INPUT_DAYS
+    PRIMARY KEY (source, day)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ingested_by_day ON ingested (day, school);
+CREATE INDEX IF NOT EXISTS ingest_days_by_day ON ingest_days (day, source);
+CREATE TABLE IF NOT EXISTS ingest_labels (
+    id INTEGER PRIMARY KEY,
+    section INTEGER NOT NULL,      -- 0 blocked by category, 1 blocked by band
+    key TEXT NOT NULL,
+    label TEXT NOT NULL,
+    UNIQUE (section, key, label)
+);
+CREATE TABLE IF NOT EXISTS ingest_cells (
+    day INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    label INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, source, label)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingest_domain_names (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS ingest_domains (
+    day INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    domain INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, source, domain)
+) WITHOUT ROWID;
+-- The list versions and takedowns of each node's latest day.
+CREATE TABLE IF NOT EXISTS ingest_lists (
+    source INTEGER PRIMARY KEY,
+    day INTEGER NOT NULL,
+    lists TEXT NOT NULL,
+    takedowns TEXT NOT NULL
+);
 ";
+
+/// How long the signed input itself is kept beside its numbers.
+pub const RAW_INPUT_DAYS: i64 = 35;
+/// Blocked domains kept per school, node and day (the most blocked): a
+/// district's top domains are summed from these.
+pub const DOMAINS_PER_DAY: usize = 32;
 
 /// What the office received, for `/metrics` (`edudns_ingest_total`).
 #[derive(Debug, Default)]
@@ -101,7 +158,7 @@ pub fn accept(
     key_dir: &Path,
     today: jiff::civil::Date,
 ) -> Result<Result<Receipt, Refused>, rusqlite::Error> {
-    db.execute_batch(SCHEMA)?;
+    ensure_schema(db)?;
     let signed: SignedReport = match serde_json::from_slice(body) {
         Ok(signed) => signed,
         Err(e) => {
@@ -115,13 +172,14 @@ pub fn accept(
         Err(refused) => return Ok(Err(refused)),
     };
     let (school, node, day) = checked;
-    let digest = hex(&Sha256::digest(
-        serde_json::to_vec(&signed).unwrap_or_default(),
-    ));
+    let raw = serde_json::to_vec(&signed).unwrap_or_default();
+    let digest = hex(&Sha256::digest(&raw));
+    let day_number = day_number(&day);
+    let source = source_id(db, &school, &node)?;
     let kept: Option<String> = db
         .query_row(
-            "SELECT sha256 FROM ingested WHERE school = ?1 AND node = ?2 AND day = ?3",
-            params![school, node, day],
+            "SELECT sha256 FROM ingest_days WHERE source = ?1 AND day = ?2",
+            params![source, day_number],
             |row| row.get(0),
         )
         .optional()?;
@@ -129,18 +187,7 @@ pub fn accept(
         Some(kept) if kept == digest => Stored::Duplicate,
         Some(_) => return Ok(Err(Refused::Conflict { school, node, day })),
         None => {
-            db.execute(
-                "INSERT INTO ingested (school, node, day, received_at, sha256, input)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    school,
-                    node,
-                    day,
-                    jiff::Timestamp::now().as_second(),
-                    digest,
-                    serde_json::to_string(&signed).unwrap_or_default()
-                ],
-            )?;
+            store(db, source, day_number, &digest, &raw, &signed.report)?;
             Stored::New
         }
     };
@@ -208,86 +255,135 @@ fn check(
     Ok((school.id.clone(), node, day.to_string()))
 }
 
-/// The kept inputs of local days `from..=to`, of `schools` (all when
-/// `None`), in (school, node, day) order.
-pub fn inputs(
-    db: &Connection,
-    from: &str,
-    to: &str,
-    schools: Option<&[String]>,
-) -> Result<Vec<Report>, rusqlite::Error> {
-    db.execute_batch(SCHEMA)?;
-    let mut statement = db.prepare(
-        "SELECT school, input FROM ingested WHERE day >= ?1 AND day <= ?2 ORDER BY school, node, day",
+pub(super) fn ensure_schema(db: &Connection) -> rusqlite::Result<()> {
+    // Cheap after the first call: every statement is IF NOT EXISTS.
+    db.execute_batch(SCHEMA)
+}
+
+/// Days since 1970-01-01 of a checked `YYYY-MM-DD`.
+pub(super) fn day_number(day: &str) -> i64 {
+    day.parse::<jiff::civil::Date>()
+        .map(|d| {
+            i64::from(
+                d.since(jiff::civil::date(1970, 1, 1))
+                    .map_or(0, |s| s.get_days()),
+            )
+        })
+        .unwrap_or(0)
+}
+
+pub(super) fn day_text(number: i64) -> String {
+    jiff::civil::date(1970, 1, 1)
+        .checked_add(jiff::Span::new().days(number))
+        .map(|d| d.to_string())
+        .unwrap_or_default()
+}
+
+fn source_id(db: &Connection, school: &str, node: &str) -> rusqlite::Result<i64> {
+    db.execute(
+        "INSERT OR IGNORE INTO ingest_sources (school, node) VALUES (?1, ?2)",
+        params![school, node],
     )?;
-    let rows = statement.query_map(params![from, to], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-    })?;
-    let mut reports = Vec::new();
-    for row in rows {
-        let (school, input) = row?;
-        if schools.is_some_and(|wanted| !wanted.contains(&school)) {
-            continue;
-        }
-        // Checked when it was kept; a row that no longer reads is skipped
-        // rather than failing every report.
-        if let Ok(signed) = serde_json::from_str::<SignedReport>(&input) {
-            reports.push(signed.report);
-        }
-    }
-    Ok(reports)
+    db.query_row(
+        "SELECT id FROM ingest_sources WHERE school = ?1 AND node = ?2",
+        params![school, node],
+        |row| row.get(0),
+    )
 }
 
-/// The district report of local days `from..=to` for `schools` (all when
-/// `None`): the kept inputs merged, k-anonymity applied once to the sums.
-pub fn district_report(
-    db: &Connection,
-    from: &str,
-    to: &str,
-    schools: Option<&[String]>,
-) -> Result<report::Merged, DistrictError> {
-    for date in [from, to] {
-        date.parse::<jiff::civil::Date>()
-            .map_err(|_| DistrictError::BadDate(date.to_string()))?;
-    }
-    let reports = inputs(db, from, to, schools)?;
-    if reports.is_empty() {
-        return Err(DistrictError::Nothing {
-            from: from.to_string(),
-            to: to.to_string(),
-        });
-    }
-    let mut merged = report::merge(&reports).map_err(|e| DistrictError::Merge(e.to_string()))?;
-    merged.report.from = from.to_string();
-    merged.report.to = to.to_string();
-    Ok(merged)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DistrictError {
-    #[error("{0:?} is not a date (YYYY-MM-DD)")]
-    BadDate(String),
-    #[error("no school sent statistics for {from} to {to}")]
-    Nothing { from: String, to: String },
-    #[error("{0}")]
-    Merge(String),
-    #[error("office database: {0}")]
-    Database(#[from] rusqlite::Error),
-}
-
-/// Per school and node: the last day received and when (the office
-/// console's "last report").
-pub fn last_received(
-    db: &Connection,
-) -> Result<Vec<(String, String, String, i64)>, rusqlite::Error> {
-    db.execute_batch(SCHEMA)?;
-    let mut statement = db.prepare(
-        "SELECT school, node, MAX(day), MAX(received_at) FROM ingested GROUP BY school, node ORDER BY school, node",
+fn label_id(db: &Connection, section: i64, key: &str, label: &str) -> rusqlite::Result<i64> {
+    let mut insert = db.prepare_cached(
+        "INSERT OR IGNORE INTO ingest_labels (section, key, label) VALUES (?1, ?2, ?3)",
     )?;
-    let rows = statement.query_map([], |row| {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-    })?;
-    rows.collect()
+    insert.execute(params![section, key, label])?;
+    let mut select = db.prepare_cached(
+        "SELECT id FROM ingest_labels WHERE section = ?1 AND key = ?2 AND label = ?3",
+    )?;
+    select.query_row(params![section, key, label], |row| row.get(0))
+}
+
+fn domain_id(db: &Connection, name: &str) -> rusqlite::Result<i64> {
+    let mut insert =
+        db.prepare_cached("INSERT OR IGNORE INTO ingest_domain_names (name) VALUES (?1)")?;
+    insert.execute(params![name])?;
+    let mut select = db.prepare_cached("SELECT id FROM ingest_domain_names WHERE name = ?1")?;
+    select.query_row(params![name], |row| row.get(0))
+}
+
+/// Keeps one checked input: its numbers, and the signed input compressed.
+fn store(
+    db: &Connection,
+    source: i64,
+    day: i64,
+    digest: &str,
+    raw: &[u8],
+    report: &Report,
+) -> rusqlite::Result<()> {
+    use std::io::Write;
+    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = deflate.write_all(raw);
+    let compressed = deflate.finish().unwrap_or_default();
+    let exact = |count: &report::Count| count.exact().unwrap_or(0) as i64;
+    let transaction = db.unchecked_transaction()?;
+    transaction.execute(
+        "INSERT INTO ingest_days (source, day, received_at, sha256, school_name, timezone, k,
+             queries, allowed, blocked, safe_search, reviews, input)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            source,
+            day,
+            jiff::Timestamp::now().as_second(),
+            digest,
+            report.schools[0].name,
+            report.timezone,
+            report.k_anonymity as i64,
+            report.totals.queries as i64,
+            report.totals.allowed as i64,
+            report.totals.blocked as i64,
+            report.totals.safe_search as i64,
+            serde_json::to_string(&report.reviews).unwrap_or_default(),
+            compressed,
+        ],
+    )?;
+    {
+        let mut cell = transaction.prepare_cached(
+            "INSERT OR REPLACE INTO ingest_cells (day, source, label, count) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (section, cells) in [
+            (0, &report.blocked_by_category),
+            (1, &report.blocked_by_band),
+        ] {
+            for c in cells {
+                let label = label_id(&transaction, section, &c.key, &c.label)?;
+                cell.execute(params![day, source, label, exact(&c.count)])?;
+            }
+        }
+        let mut domains: Vec<&report::DomainCount> = report.top_blocked_domains.iter().collect();
+        domains.sort_by(|a, b| b.count.cmp(&a.count).then(a.domain.cmp(&b.domain)));
+        let mut insert = transaction.prepare_cached(
+            "INSERT OR REPLACE INTO ingest_domains (day, source, domain, count) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for d in domains.into_iter().take(DOMAINS_PER_DAY) {
+            let id = domain_id(&transaction, &d.domain)?;
+            insert.execute(params![day, source, id, d.count as i64])?;
+        }
+    }
+    transaction.execute(
+        "INSERT INTO ingest_lists (source, day, lists, takedowns) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source) DO UPDATE SET day = excluded.day, lists = excluded.lists, takedowns = excluded.takedowns
+         WHERE excluded.day >= ingest_lists.day",
+        params![
+            source,
+            day,
+            serde_json::to_string(&report.lists).unwrap_or_default(),
+            serde_json::to_string(&report.takedowns).unwrap_or_default(),
+        ],
+    )?;
+    transaction.execute(
+        "UPDATE ingest_days SET input = NULL WHERE input IS NOT NULL AND day < ?1",
+        params![day - RAW_INPUT_DAYS],
+    )?;
+    transaction.commit()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -2,7 +2,7 @@
 //! down ([`pull`]: conditional GET of `[central] url`, validate, swap), the
 //! statistics go up ([`upload`]: each closed day's signed merge input to
 //! `[upload] url`), and an office keeps what its schools send and merges
-//! district reports from it ([`ingest`]).
+//! district reports from it ([`ingest`] keeps, [`district`] reads).
 //!
 //! Uses: `config` (the `[central]` merge and validation), `app::reload` (to
 //! swap a new policy in), `lists::download` (HTTP), `stats` (reports,
@@ -10,6 +10,7 @@
 //! Used by: `app` (started with the service), `web` (`/api/v1/ingest`,
 //! district reports, metrics), `cli` (district reports).
 
+pub mod district;
 pub mod ingest;
 pub mod pull;
 pub mod upload;

@@ -228,14 +228,17 @@ async fn two_schools_send_their_days_through_an_outage_once_each_and_the_distric
         .lock()
         .unwrap()
         .connection()
-        .query_row("SELECT COUNT(*) FROM ingested", [], |row| row.get(0))
+        .query_row("SELECT COUNT(*) FROM ingest_days", [], |row| row.get(0))
         .unwrap();
     assert_eq!(kept, 6, "every node's day once");
     let days: Vec<String> = {
         let store = office.running.store.lock().unwrap();
         let mut statement = store
             .connection()
-            .prepare("SELECT day FROM ingested WHERE school = 's1' ORDER BY received_at, day")
+            .prepare(
+                "SELECT date(d.day * 86400, 'unixepoch') FROM ingest_days d
+                 JOIN ingest_sources s ON s.id = d.source WHERE s.school = 's1' ORDER BY d.day",
+            )
             .unwrap();
         statement
             .query_map([], |row| row.get(0))

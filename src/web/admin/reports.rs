@@ -200,16 +200,16 @@ async fn district_report(
     let (from, to) = (query.from.clone(), query.to.clone());
     let built = tokio::task::spawn_blocking(move || {
         let store = store.lock().unwrap_or_else(|e| e.into_inner());
-        crate::office::ingest::district_report(store.connection(), &from, &to, schools.as_deref())
+        crate::office::district::district_report(store.connection(), &from, &to, schools.as_deref())
     })
     .await;
     match built {
         Ok(Ok(merged)) => render(merged.report, query.format.as_deref(), &key),
-        Ok(Err(crate::office::ingest::DistrictError::Nothing { from, to })) => problem(
+        Ok(Err(crate::office::district::DistrictError::Nothing { from, to })) => problem(
             StatusCode::NOT_FOUND,
             format!("no school sent statistics for {from} to {to}"),
         ),
-        Ok(Err(crate::office::ingest::DistrictError::Database(e))) => {
+        Ok(Err(crate::office::district::DistrictError::Database(e))) => {
             problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
         Ok(Err(e)) => problem(StatusCode::BAD_REQUEST, e.to_string()),
