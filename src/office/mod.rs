@@ -2,14 +2,18 @@
 //! down ([`pull`]: conditional GET of `[central] url`, validate, swap), the
 //! statistics go up ([`upload`]: each closed day's signed merge input to
 //! `[upload] url`), and an office keeps what its schools send and merges
-//! district reports from it ([`ingest`] keeps, [`district`] reads).
+//! district reports from it ([`ingest`] keeps, [`district`] reads); the
+//! console's overview sums the same inputs per day and per school
+//! ([`dashboard`], which uses `district`).
 //!
 //! Uses: `config` (the `[central]` merge and validation), `app::reload` (to
 //! swap a new policy in), `lists::download` (HTTP), `stats` (reports,
 //! signatures, the database), `snapshot` (the configuration in force).
 //! Used by: `app` (started with the service), `web` (`/api/v1/ingest`,
-//! district reports, metrics), `cli` (district reports).
+//! district reports, `/api/v1/district` and `/dashboard`, metrics), `cli`
+//! (district reports).
 
+pub mod dashboard;
 pub mod district;
 pub mod ingest;
 pub mod pull;

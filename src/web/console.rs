@@ -3,7 +3,9 @@
 //! served by the management listener — nothing from a CDN. The script
 //! keeps the token in the tab's session storage and calls `/api/v1` with
 //! it; every text from the API is inserted with `textContent` (domain
-//! names in the review queue and audit log come from students).
+//! names in the review queue and audit log come from students). The
+//! overview's charts are SVG built element by element
+//! (`createElementNS`), coloured by classes of the style sheet.
 
 use super::state::AppState;
 use axum::Router;

@@ -71,6 +71,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/policy"),
     ("GET", "/api/v1/reports"),
     ("POST", "/api/v1/ingest"),
+    ("GET", "/api/v1/district"),
+    ("GET", "/api/v1/dashboard"),
     ("GET", "/api/v1/takedowns"),
     ("POST", "/api/v1/takedowns"),
 ];
@@ -80,8 +82,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
 /// `#[utoipa::path]` operation and schemas to the document in one step.
 fn api() -> OpenApiRouter<AppState> {
     use admin::{
-        allowances, audit, auth, bands, config, explain, ingest, lists, office, reports, reviews,
-        schools, takedowns,
+        allowances, audit, auth, bands, config, dashboard, explain, ingest, lists, office, reports,
+        reviews, schools, takedowns,
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(openapi_json))
@@ -108,6 +110,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(office::policy))
         .routes(routes!(reports::reports))
         .routes(routes!(ingest::ingest))
+        .routes(routes!(dashboard::district))
+        .routes(routes!(dashboard::school_dashboard))
         .routes(routes!(
             takedowns::takedowns_list,
             takedowns::takedowns_push

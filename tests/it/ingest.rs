@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// A TCP proxy to `target` that, while `down`, closes every connection at
 /// once (the office unreachable).
-async fn proxy(target: SocketAddr, down: Arc<AtomicBool>) -> SocketAddr {
+pub(crate) async fn proxy(target: SocketAddr, down: Arc<AtomicBool>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -34,7 +34,7 @@ async fn proxy(target: SocketAddr, down: Arc<AtomicBool>) -> SocketAddr {
 }
 
 /// The local date `days` days ago in the test schools' time zone.
-fn day_ago(days: i64) -> String {
+pub(crate) fn day_ago(days: i64) -> String {
     let tz = jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").unwrap();
     let t =
         jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - days * 86_400).unwrap();
@@ -42,7 +42,7 @@ fn day_ago(days: i64) -> String {
 }
 
 /// Rows of the hourly roll-up `days` days ago: (band, category, verdict, count).
-fn seed(server: &TestServer, school: &str, days: i64, rows: &[(&str, &str, &str, i64)]) {
+pub(crate) fn seed(server: &TestServer, school: &str, days: i64, rows: &[(&str, &str, &str, i64)]) {
     let hour = (jiff::Timestamp::now().as_second() - days * 86_400) / 3600;
     let store = server.running.store.lock().unwrap();
     for (band, category, verdict, count) in rows {
@@ -56,12 +56,12 @@ fn seed(server: &TestServer, school: &str, days: i64, rows: &[(&str, &str, &str,
     }
 }
 
-async fn metric(server: &TestServer, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) async fn metric(server: &TestServer, name: &str, labels: &[(&str, &str)]) -> f64 {
     let (_, _, body) = http_get(server.running.management_addr, "/metrics").await;
     sample(&parse_exposition(&body), name, labels)
 }
 
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !check().await {
         assert!(Instant::now() < deadline, "not within 30 s: {what}");
@@ -90,7 +90,7 @@ async fn post(office: &TestServer, token: &str, body: &str) -> (u16, String) {
 
 /// A school node for `school` sending to `url` with `token`; its key is
 /// registered at the office.
-async fn node(school: &str, url: &str, token: &str, office: &TestServer) -> TestServer {
+pub(crate) async fn node(school: &str, url: &str, token: &str, office: &TestServer) -> TestServer {
     let config = base_config(&format!(
         "\n[upload]\nurl = \"{url}\"\ntoken_file = \"upload.token\"\ninterval = \"1s\"\n"
     ))

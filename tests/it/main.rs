@@ -13,6 +13,7 @@ mod bypass;
 mod central;
 mod cli;
 mod corpus;
+mod dashboard;
 mod defaults;
 mod encrypted;
 mod encrypted_upstream;

@@ -7,10 +7,11 @@
 //! atomically, protected by ETag / If-Match, and audited), and the
 //! endpoints for schools, bands, the office's lists and policy, lists and
 //! categories, the tester, reviews, temporary allowances, takedowns,
-//! reports and the audit log.
+//! reports, the console's overview (`dashboard.rs`) and the audit log.
 //!
 //! May use: `crate::admin` (tokens, edits, allowances, reviews, audit),
-//! `crate::app::reload`, `crate::config`, `crate::lists`, `crate::policy`,
+//! `crate::app::reload`, `crate::config`, `crate::lists`, `crate::office`
+//! (ingest, the overview's sums), `crate::policy`,
 //! `crate::snapshot`, `crate::stats`, `crate::takedown`, and
 //! `crate::web::state` for the handlers' state. Used by `crate::web` (the
 //! router and the OpenAPI document) and `crate::app` (the [`Admin`] state
@@ -25,7 +26,8 @@
 //! the API reads or answers with (`admin::edit`'s views and patches,
 //! `admin::audit::Entry`, `admin::allowances::Allowance`,
 //! `admin::reviews::Review`, `lists::download::IgnoredLine`,
-//! `lists::status::State`, `takedown::Takedown`): they derive it in their
+//! `lists::status::State`, `takedown::Takedown`, `office::dashboard`'s
+//! cells and school statuses): they derive it in their
 //! own files, keeping their component names with `#[schema(as = ...)]`,
 //! and the operations here name them directly, so neither a field's name
 //! nor its type can drift from what is served (those rooms gain only the
@@ -65,6 +67,7 @@ pub mod audit;
 pub mod auth;
 pub mod bands;
 pub mod config;
+pub mod dashboard;
 pub mod explain;
 pub mod ingest;
 pub mod lists;

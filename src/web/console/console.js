@@ -33,6 +33,13 @@ const STRINGS = {
     sources_summary: "{ready}/{total} danh sách tải về đã sẵn sàng; đang tải: {running}; lỗi: {failed}",
     ignored_lines: "{n} dòng bị bỏ qua vì chặn tên được bảo vệ", ignored_line: "dòng {line}: {entry} (bảo vệ: {protected})",
     ignored_more: "… và {n} dòng nữa (chỉ giữ {kept} dòng đầu)",
+    tab_overview: "Tổng quan", overview_title: "Tổng quan", from: "Từ ngày", to: "Đến ngày", show: "Xem",
+    district_title: "Các trường gửi thống kê", by_category_title: "Truy vấn bị chặn mỗi ngày, theo danh mục",
+    by_band_title: "Truy vấn bị chặn mỗi ngày, theo khối lớp", top_title: "Tên miền bị chặn nhiều nhất",
+    last_report: "Báo cáo gần nhất", nodes: "Máy chủ", list_versions: "Phiên bản danh sách",
+    reporting: "Đang báo cáo", stopped: "Ngừng báo cáo", never: "Chưa gửi lần nào", received: "nhận lúc",
+    k_note: "Ô < k bị ẩn (k = {k}): ô có từ 1 đến {k1} truy vấn không được vẽ, và một ô khác cùng ngày bị ẩn theo nó.",
+    bar_title: "{date} — {label}: {count}", blocked_axis: "truy vấn bị chặn", no_data: "Chưa có số liệu trong khoảng này.",
   },
   en: {
     title: "DNS filter administration", signout: "Sign out", signin_title: "Sign in",
@@ -62,6 +69,13 @@ const STRINGS = {
     sources_summary: "{ready}/{total} downloaded lists ready; downloads running: {running}; failed: {failed}",
     ignored_lines: "{n} lines ignored for protected names", ignored_line: "line {line}: {entry} (protected: {protected})",
     ignored_more: "… and {n} more (the first {kept} are kept)",
+    tab_overview: "Overview", overview_title: "Overview", from: "From", to: "To", show: "Show",
+    district_title: "Schools sending statistics", by_category_title: "Blocked queries per day, by category",
+    by_band_title: "Blocked queries per day, by grade band", top_title: "Most blocked domains",
+    last_report: "Last report", nodes: "Nodes", list_versions: "List versions",
+    reporting: "Reporting", stopped: "Stopped reporting", never: "Never sent", received: "received",
+    k_note: "Cells under k are hidden (k = {k}): a cell of 1 to {k1} queries is not drawn, nor one other cell of that day hidden with it.",
+    bar_title: "{date} — {label}: {count}", blocked_axis: "blocked queries", no_data: "No figures in this period yet.",
   },
 };
 
@@ -136,7 +150,7 @@ async function signIn(token) {
   $("signout").hidden = false;
   say(t("signed_in"), "ok");
   await loadBasics();
-  showTab("policy");
+  showTab("overview");
 }
 
 function signOut() {
@@ -162,12 +176,107 @@ function fill(select, options) {
 
 // ---- Tabs ----
 
-const loaders = { policy: renderGrid, lists: loadLists, sources: loadSources, reviews: loadReviews, allowances: loadAllowances, tester: () => {}, audit: loadAudit };
+const loaders = { overview: loadOverview, policy: renderGrid, lists: loadLists, sources: loadSources, reviews: loadReviews, allowances: loadAllowances, tester: () => {}, audit: loadAudit };
 
 function showTab(name) {
   for (const button of document.querySelectorAll("nav button")) button.setAttribute("aria-selected", String(button.dataset.tab === name));
   for (const section of document.querySelectorAll(".tab")) section.hidden = section.id !== "tab-" + name;
   loaders[name]();
+}
+
+// ---- Overview: the district (office, auditor) or one's own school ----
+
+async function loadOverview() {
+  const school = state.who.role.startsWith("school:") ? state.who.role.slice("school:".length) : null;
+  const params = new URLSearchParams();
+  if (school) params.set("school", school);
+  if ($("overview-from").value) params.set("from", $("overview-from").value);
+  if ($("overview-to").value) params.set("to", $("overview-to").value);
+  const query = params.toString() ? "?" + params : "";
+  const result = await api("GET", (school ? "/dashboard" : "/district") + query);
+  if (!result.ok) { say(errorText(result), "error"); return; }
+  const data = result.data;
+  $("overview-from").value = data.from;
+  $("overview-to").value = data.to;
+  $("district").hidden = !data.schools;
+  if (data.schools) renderDistrict(data.schools);
+  $("chart-category").replaceChildren(...stackedChart(data.blocked_by_day, "by_category", "chart-category-title"));
+  $("chart-band").replaceChildren(...stackedChart(data.blocked_by_day, "by_band", "chart-band-title"));
+  $("k-note").textContent = tf("k_note", { k: data.k_anonymity, k1: Math.max(1, data.k_anonymity - 1) });
+  const top = data.top_blocked_domains.map((d) => el("li", {}, el("span", { text: d.domain }), el("span", { text: d.count.toLocaleString(lang) })));
+  $("top-domains").replaceChildren(...(top.length ? top : [el("li", { text: t("none") })]));
+}
+
+function renderDistrict(schools) {
+  const head = el("tr", {}, ...["school", "last_report", "nodes", "list_versions", "status"].map((k) => el("th", { text: t(k) })));
+  const rows = schools.map((s) => {
+    const last = s.last_day
+      ? s.last_day + (s.last_received_at ? " (" + t("received") + " " + new Date(s.last_received_at).toLocaleString(lang) + ")" : "")
+      : t("never");
+    const lists = el("ul", { class: "versions" }, ...s.list_versions.map((v) =>
+      el("li", { text: v.list + " · " + v.entries.toLocaleString(lang) + " · " + v.sha256, title: v.category })));
+    const status = s.reporting
+      ? el("span", { class: "badge state-ready", text: t("reporting") })
+      : el("span", { class: "badge state-failed", text: t("stopped") });
+    return el("tr", { "data-school": s.id, class: s.reporting ? "reporting" : "stopped" },
+      el("td", { text: s.name + " (" + s.id + ")" }), el("td", { text: last }),
+      el("td", { class: "num", text: String(s.nodes) }), el("td", {}, lists), el("td", {}, status));
+  });
+  $("district-schools").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "text") node.textContent = v;
+    else node.setAttribute(k, String(v));
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+// A stacked bar per day of `group` ("by_category" or "by_band"), as SVG
+// with a <title> per bar (its numbers, for screen readers and hover);
+// hidden (null) and zero cells draw nothing. Returns [svg, legend].
+function stackedChart(days, group, titleId) {
+  const keys = [];
+  const labels = {};
+  for (const day of days) for (const c of day[group]) if (!(c.key in labels)) { keys.push(c.key); labels[c.key] = c.label; }
+  const shown = (day) => day[group].reduce((sum, c) => sum + (c.count || 0), 0);
+  const max = Math.max(1, ...days.map(shown));
+  const width = 720, height = 240, left = 48, right = 8, top = 12, bottom = 28;
+  const plot = height - top - bottom;
+  const slot = (width - left - right) / Math.max(1, days.length);
+  const bar = Math.max(2, slot * 0.7);
+  const root = svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img", "aria-labelledby": titleId, "data-group": group });
+  root.append(
+    svg("line", { class: "axis", x1: left, y1: top + plot, x2: width - right, y2: top + plot }),
+    svg("line", { class: "axis", x1: left, y1: top, x2: left, y2: top + plot }),
+    svg("text", { x: left - 4, y: top + 4, "text-anchor": "end", text: max.toLocaleString(lang) }),
+    svg("text", { x: left - 4, y: top + plot, "text-anchor": "end", text: "0" }));
+  const every = Math.max(1, Math.ceil(days.length / 8));
+  days.forEach((day, i) => {
+    const x = left + i * slot + (slot - bar) / 2;
+    let y = top + plot;
+    for (const key of keys) {
+      const cell = day[group].find((c) => c.key === key);
+      if (!cell || !cell.count) continue;
+      const h = (cell.count / max) * plot;
+      y -= h;
+      root.append(svg("rect", { class: "bar series-" + (keys.indexOf(key) % 8), x: x.toFixed(2), y: y.toFixed(2), width: bar.toFixed(2), height: Math.max(h, 0.5).toFixed(2), "data-date": day.date, "data-key": key },
+        svg("title", { text: tf("bar_title", { date: day.date, label: labels[key], count: cell.count.toLocaleString(lang) }) })));
+    }
+    // Every few days, counted back from the last, so labels never overlap.
+    if ((days.length - 1 - i) % every === 0) {
+      root.append(svg("text", { x: (x + bar / 2).toFixed(2), y: height - 8, "text-anchor": "middle", text: day.date.slice(5) }));
+    }
+  });
+  const legend = el("ul", { class: "legend" }, ...keys.map((key, i) =>
+    el("li", {}, el("span", { class: "swatch series-" + (i % 8) }), el("span", { text: labels[key] }))));
+  if (!keys.length) legend.append(el("li", { text: t("no_data") }));
+  return [root, legend];
 }
 
 // ---- Policy grid: bands × categories ----
@@ -411,5 +520,6 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("allowance-form").addEventListener("submit", addAllowance);
   $("tester-form").addEventListener("submit", runTest);
+  $("overview-form").addEventListener("submit", (e) => { e.preventDefault(); loadOverview(); });
   if (state.token) signIn(state.token);
 });

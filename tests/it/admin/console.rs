@@ -38,6 +38,8 @@ async fn the_console_in_chromium_unticks_a_category_and_the_domain_becomes_allow
     assert_eq!(a_records(&blocked), vec!["10.99.0.1"]);
 
     let browser = console_signed_in(api, &office).await;
+    // The overview is the first tab; the policy grid is the second.
+    browser.click("button[data-tab=\"policy\"]").await;
     let checkbox = browser
         .find("input[data-band=\"young\"][data-category=\"social\"]")
         .await;

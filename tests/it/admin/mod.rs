@@ -15,6 +15,7 @@ mod edits;
 mod listener;
 mod lists;
 mod openapi;
+mod overview;
 mod reviews;
 mod roles;
 mod tester;
