@@ -280,53 +280,34 @@ if [ "$code" = 401 ]; then ok "/metrics without the token: $code"; else fail "/m
 
 # Real queries: blocked names of the node's lists (must get the sinkhole)
 # and others (SERVFAIL from the dead upstream). Different numbers per node.
+# Sent twice: before the agents run (counters that are already up when
+# first scraped) and after the office got the first samples (increases).
 blocked_a=(pornhub.com xvideos.com bet365.com)
 blocked_b=(xnxx.com 188bet.com)
 other_a=(example.com wikipedia.org)
 other_b=(example.org moet.gov.vn vnexpress.net edu.vn zing.vn)
-query_node() {
-  local s=$1 name
-  shift
-  for name in "$@"; do
-    dig +tries=1 +time=2 +short @127.0.0.1 -p "${dns[$s]}" "$name" A >>"$work/$s/dig.log" 2>&1 || true
+# expect_blocked SCHOOL NAME [dig options]: the answer must be the sinkhole.
+expect_blocked() {
+  local s=$1 name=$2 answer
+  shift 2
+  answer=$(dig +tries=1 +time=2 +short "$@" @127.0.0.1 -p "${dns[$s]}" "$name" A || true)
+  [ "$answer" = 127.0.0.1 ] || fail "$name at $s: '$answer', expected the sinkhole 127.0.0.1"
+}
+send_queries() {
+  local name
+  for name in "${blocked_a[@]}"; do expect_blocked "${schools[0]}" "$name"; done
+  for name in "${blocked_b[@]}"; do expect_blocked "${schools[1]}" "$name"; done
+  # The staff band of the first school (127.0.0.10) blocks adult too.
+  expect_blocked "${schools[0]}" pornhub.com -b 127.0.0.10
+  for name in "${other_a[@]}"; do
+    dig +tries=1 +time=2 +short @127.0.0.1 -p "${dns[${schools[0]}]}" "$name" A >/dev/null 2>&1 || true
   done
+  for name in "${other_b[@]}"; do
+    dig +tries=1 +time=2 +short @127.0.0.1 -p "${dns[${schools[1]}]}" "$name" A >/dev/null 2>&1 || true
+  done
+  ok "dig ($1): $((${#blocked_a[@]} + 1)) blocked + ${#other_a[@]} other queries to ${schools[0]}, ${#blocked_b[@]} blocked + ${#other_b[@]} other to ${schools[1]}"
 }
-for name in "${blocked_a[@]}"; do
-  answer=$(dig +tries=1 +time=2 +short @127.0.0.1 -p "${dns[${schools[0]}]}" "$name" A || true)
-  [ "$answer" = 127.0.0.1 ] || fail "$name at ${schools[0]}: '$answer', expected the sinkhole 127.0.0.1"
-done
-for name in "${blocked_b[@]}"; do
-  answer=$(dig +tries=1 +time=2 +short @127.0.0.1 -p "${dns[${schools[1]}]}" "$name" A || true)
-  [ "$answer" = 127.0.0.1 ] || fail "$name at ${schools[1]}: '$answer', expected the sinkhole 127.0.0.1"
-done
-query_node "${schools[0]}" "${other_a[@]}"
-query_node "${schools[1]}" "${other_b[@]}"
-# The staff band of the first school too (127.0.0.10): another band label.
-dig +tries=1 +time=2 +short -b 127.0.0.10 @127.0.0.1 -p "${dns[${schools[0]}]}" pornhub.com A >/dev/null 2>&1 || true
-ok "dig: ${#blocked_a[@]} blocked + $((${#other_a[@]} + 1)) other queries to ${schools[0]}, ${#blocked_b[@]} blocked + ${#other_b[@]} other to ${schools[1]}"
-
-# node_sum SCHOOL [VERDICT]: the node's own edudns_queries_total, summed.
-node_metrics() { curl -sf -H "Authorization: Bearer ${token[$1]}" "http://127.0.0.1:${mgmt[$1]}/metrics"; }
-node_sum() {
-  node_metrics "$1" | awk -v v="${2:-}" '
-    /^edudns_queries_total\{/ && (v == "" || index($0, "verdict=\"" v "\"")) { s += $NF }
-    END { printf "%d\n", s }'
-}
-node_series() { node_metrics "$1" | grep -c '^edudns_queries_total{'; }
-declare -A own own_blocked
-total=0
-total_blocked=0
-total_series=0
-for s in "${schools[@]}"; do
-  own[$s]=$(node_sum "$s")
-  own_blocked[$s]=$(node_sum "$s" blocked)
-  total=$((total + own[$s]))
-  total_blocked=$((total_blocked + own_blocked[$s]))
-  total_series=$((total_series + $(node_series "$s")))
-  echo "     node $s: edudns_queries_total = ${own[$s]} (blocked ${own_blocked[$s]})"
-done
-[ "${own[${schools[0]}]}" -gt 0 ] && [ "${own[${schools[1]}]}" -gt 0 ] ||
-  fail "a node counted no query"
+send_queries "before the agents"
 
 # ----------------------------------------------------------- the agents
 wait_for central 20 curl -sf --cacert "$work/ca.crt" -u "grafana:${password[grafana]}" "$central/-/ready" ||
@@ -371,6 +352,44 @@ for r in json.load(sys.stdin)["data"]["result"]:
     print(labels, r["value"][1])'
 }
 scalar() { query "$1" | awk '{print $NF}' | head -n1; }
+
+# The first samples of both nodes at the office, then the second round.
+first=""
+until=$((SECONDS + 60))
+while [ "$SECONDS" -lt "$until" ]; do
+  first=$(scalar 'count(count by (school) (edudns_queries_total))' 2>/dev/null || true)
+  [ "$first" = 2 ] && break
+  sleep 0.5
+done
+[ "$first" = 2 ] || {
+  for s in "${schools[@]}"; do tail -n 5 "$work/$s/agent.log" | sed "s/^/       agent $s: /"; done
+  die "the office has samples of '${first:-no}' schools after 60 s, expected 2"
+}
+ok "office: first samples of both schools after $SECONDS s"
+send_queries "after the first samples"
+
+# node_sum SCHOOL [VERDICT]: the node's own edudns_queries_total, summed.
+node_metrics() { curl -sf -H "Authorization: Bearer ${token[$1]}" "http://127.0.0.1:${mgmt[$1]}/metrics"; }
+node_sum() {
+  node_metrics "$1" | awk -v v="${2:-}" '
+    /^edudns_queries_total\{/ && (v == "" || index($0, "verdict=\"" v "\"")) { s += $NF }
+    END { printf "%d\n", s }'
+}
+node_series() { node_metrics "$1" | grep -c '^edudns_queries_total{'; }
+declare -A own own_blocked
+total=0
+total_blocked=0
+total_series=0
+for s in "${schools[@]}"; do
+  own[$s]=$(node_sum "$s")
+  own_blocked[$s]=$(node_sum "$s" blocked)
+  total=$((total + own[$s]))
+  total_blocked=$((total_blocked + own_blocked[$s]))
+  total_series=$((total_series + $(node_series "$s")))
+  echo "     node $s: edudns_queries_total = ${own[$s]} (blocked ${own_blocked[$s]})"
+done
+[ "${own[${schools[0]}]}" -gt 0 ] && [ "${own[${schools[1]}]}" -gt 0 ] ||
+  fail "a node counted no query"
 
 # Poll until the office's sum equals the nodes' sum and stays there for 3 s
 # (no more queries are sent; the agents scrape every second).
@@ -455,6 +474,51 @@ if [[ "$labels" == *" series, labels: "* ]]; then
   ok "office: edudns series of both nodes: $labels (no domain, no address)"
 else
   fail "office: unexpected labels or values: $labels"
+fi
+
+# Every query of the district and school dashboards, against the office's
+# data, with Grafana's variables filled in: each must parse, and each but
+# the "silent for 15 minutes" ones (nothing is silent here) must return
+# series, so that no panel names a metric or label that does not arrive.
+dashboards=$(python3 - "$central" "$work/ca.crt" "grafana:${password[grafana]}" "${schools[0]}" \
+  "$mon/grafana-district.json" "$mon/grafana-school.json" <<'PY' 2>&1 || true
+import base64, json, ssl, sys, urllib.parse, urllib.request
+central, ca, auth, school = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+header = "Basic " + base64.b64encode(auth.encode()).decode()
+total = with_data = 0
+bad = []
+for path in sys.argv[5:]:
+    with open(path, encoding="utf-8") as f:
+        board = json.load(f)
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
+    for expr in exprs:
+        q = (expr.replace("$__range", "1h").replace("$district", ".*").replace("$school", school))
+        q = q.replace("label_values(edudns_queries_total{district=~\".*\"}, school)", "count by (school) (edudns_queries_total)")
+        q = q.replace("label_values(edudns_queries_total, district)", "count by (district) (edudns_queries_total)")
+        total += 1
+        req = urllib.request.Request(central + "/api/v1/query?" + urllib.parse.urlencode({"query": q}),
+                                     headers={"Authorization": header})
+        try:
+            result = json.load(urllib.request.urlopen(req, context=ctx, timeout=10))["data"]["result"]
+        except Exception as e:  # a 400 is a PromQL error
+            bad.append(f"{path.rsplit('/', 1)[1]}: {expr}: {e}")
+            continue
+        if result:
+            with_data += 1
+        elif "> 15" not in expr:
+            bad.append(f"{path.rsplit('/', 1)[1]}: no data: {expr}")
+for b in bad:
+    print("BAD " + b)
+print(f"{total} queries, {with_data} with data")
+PY
+)
+if [[ "$dashboards" != *BAD* ]] && [[ "$dashboards" == *" queries, "* ]]; then
+  ok "dashboards grafana-district.json and grafana-school.json: $dashboards (the silent-school ones empty, as nothing is silent)"
+else
+  fail "dashboard queries at the office:"
+  printf '%s\n' "$dashboards" | sed 's/^/       /'
 fi
 
 # --------------------------------------------------------- refused writes
