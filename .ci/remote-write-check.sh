@@ -414,6 +414,17 @@ else
   tail -n 5 "$work/central.log" | sed 's/^/       central: /'
 fi
 
+# What the uplink carries (information, not a check): the agents' own
+# counters of compressed bytes and samples sent.
+i=7
+for s in "${schools[@]}"; do
+  curl -sf "http://127.0.0.1:${ports[i]}/metrics" | awk -v s="$s" '
+    /^prometheus_remote_storage_bytes_total\{/ { b += $NF }
+    /^prometheus_remote_storage_samples_total\{/ { n += $NF }
+    END { if (n > 0) printf "     agent %s: %d samples sent in %d bytes (%.1f bytes a sample)\n", s, n, b, b / n }' || true
+  i=$((i + 1))
+done
+
 # Nothing moved at the nodes meanwhile: the comparison was with final values.
 for s in "${schools[@]}"; do
   now=$(node_sum "$s")
