@@ -14,7 +14,8 @@
 # then asks the office's query API and checks that the district's sum of
 # edudns_queries_total equals the sum of the nodes' own /metrics exactly,
 # that each school is there with its own figure, that the series carry
-# only bounded labels, and that a write without the password is refused.
+# only bounded labels, that a write without the password is refused, and
+# that removing a school from web-config.yml revokes it without a restart.
 # Also validates the shipped files (promtool, json.tool).
 #
 #     bash .ci/remote-write-check.sh
@@ -22,7 +23,7 @@
 # EDUDNS_BIN defaults to ${CARGO_TARGET_DIR:-target}/debug/edudns (what
 # .ci/run builds); it is built when missing. Needs prometheus and promtool
 # (Debian's prometheus, 2.42 or later), htpasswd (apache2-utils), openssl,
-# dig, curl and python3; installs the first two when missing. About 30 s.
+# dig, curl and python3; installs the first two when missing. About 20 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -544,6 +545,16 @@ if [ "$code" = 401 ]; then ok "remote_write with a wrong password: $code"; else 
 # then rejected as a malformed body): the 401s above are the auth's.
 code=$(write_code -u "${schools[0]}:${password[${schools[0]}]}")
 if [ "$code" = 400 ]; then ok "remote_write with the school's password reaches the receiver: $code (malformed body)"; else fail "remote_write with the school's password: $code, expected 400"; fi
+# Revoking one school: its line leaves the running office's web-config.yml.
+grep -v "^  ${schools[1]}: " "$work/web-config.yml" >"$work/web-config.new"
+cat "$work/web-config.new" >"$work/web-config.yml"
+code=$(write_code -u "${schools[1]}:${password[${schools[1]}]}")
+other=$(write_code -u "${schools[0]}:${password[${schools[0]}]}")
+if [ "$code" = 401 ] && [ "$other" = 400 ]; then
+  ok "${schools[1]} revoked in web-config.yml, no restart: its write gets $code, ${schools[0]}'s still $other"
+else
+  fail "after revoking ${schools[1]}: its write gets $code (expected 401), ${schools[0]}'s $other (expected 400)"
+fi
 code=$(curl -s -o /dev/null -w '%{http_code}' -u "grafana:${password[grafana]}" "http://127.0.0.1:$central_port/api/v1/query?query=up" || true)
 if [ "$code" != 200 ]; then ok "plain HTTP to the office is not served (HTTP $code)"; else fail "plain HTTP to the office answered 200"; fi
 if curl -s -o /dev/null -u "grafana:${password[grafana]}" "$central/-/ready" 2>/dev/null; then
