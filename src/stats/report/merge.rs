@@ -59,8 +59,50 @@ pub struct Merged {
 /// under another name, or re-signed), or two reports of the same school from
 /// the same statistics database over overlapping days.
 fn check_counted_once(reports: &[Report]) -> Result<(), MergeError> {
-    for (second, b) in reports.iter().enumerate() {
-        for (first, a) in reports[..second].iter().enumerate() {
+    // Only reports naming a school in common can count the same rows: the
+    // pairs are taken within each school's reports (a district's thousand
+    // schools are not compared pairwise), in the order a plain double loop
+    // would find them.
+    let mut by_school: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, report) in reports.iter().enumerate() {
+        let ids = report
+            .schools
+            .iter()
+            .map(|s| s.id.as_str())
+            .chain(report.sources.iter().map(|s| s.school.as_str()));
+        for id in ids {
+            let list = by_school.entry(id).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for indexes in by_school.values() {
+        for (j, &second) in indexes.iter().enumerate() {
+            pairs.extend(indexes[..j].iter().map(|&first| (second, first)));
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    // Reports without any school id are compared with everything, as before.
+    let anonymous: Vec<usize> = (0..reports.len())
+        .filter(|&i| reports[i].schools.is_empty() && reports[i].sources.is_empty())
+        .collect();
+    for &i in &anonymous {
+        pairs.extend(
+            (0..reports.len())
+                .filter(|&j| j != i)
+                .map(|j| (i.max(j), i.min(j))),
+        );
+    }
+    if !anonymous.is_empty() {
+        pairs.sort_unstable();
+        pairs.dedup();
+    }
+    for (second, first) in pairs {
+        let (a, b) = (&reports[first], &reports[second]);
+        {
             let twice = |why: String| MergeError::CountedTwice { first, second, why };
             if a == b {
                 return Err(twice("the same report is given twice".into()));
