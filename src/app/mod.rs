@@ -204,11 +204,15 @@ pub async fn start_with_clock(
         state,
         std::time::Duration::from_secs(5),
     ));
-    tasks.spawn(reloader.clone().on_sighup());
+    // The SIGHUP handlers exist before "edudns started" is logged (and a
+    // unit's reload can come): made here, not inside the tasks.
+    let hangup = || tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    tasks.spawn(reloader.clone().on_sighup(hangup()));
     if let Some(certificates) = encrypted.certificates.clone() {
         tasks.spawn(crate::encrypted::reload_on_sighup(
             certificates,
             handler.clone(),
+            hangup(),
         ));
     }
     if let Some(interval) = config.reload.watch_interval {

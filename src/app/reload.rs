@@ -308,9 +308,10 @@ impl Reloader {
     }
 
     /// Reloads on SIGHUP, forever.
-    pub async fn on_sighup(self: Arc<Self>) {
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
+    /// `hangup` is made by the caller before the service says it started:
+    /// a SIGHUP before the handler exists would end the process.
+    pub async fn on_sighup(self: Arc<Self>, hangup: std::io::Result<tokio::signal::unix::Signal>) {
+        let Ok(mut hangup) = hangup else {
             warn!("cannot install the SIGHUP handler; reload by file change only");
             return;
         };

@@ -135,9 +135,14 @@ pub fn reload_certificates(certificates: &Certificates, handler: &Handler) -> bo
 }
 
 /// Reloads the certificate on every SIGHUP (beside the policy reload).
-pub async fn reload_on_sighup(certificates: Arc<Certificates>, handler: Arc<Handler>) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
+/// `hangups` is made by the caller before the service says it started (a
+/// SIGHUP before any handler exists would end the process).
+pub async fn reload_on_sighup(
+    certificates: Arc<Certificates>,
+    handler: Arc<Handler>,
+    hangups: io::Result<tokio::signal::unix::Signal>,
+) {
+    let Ok(mut hangups) = hangups else {
         return;
     };
     while hangups.recv().await.is_some() {

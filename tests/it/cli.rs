@@ -92,6 +92,11 @@ fn binary_serves_the_shipped_config_reloads_on_sighup_and_stops_on_sigterm() {
         "shipped demo blocks adult sites"
     );
 
+    // SIGHUP is handled from "edudns started" on (before, it would end the process).
+    assert!(
+        wait_for(&rx, "edudns started", &mut seen),
+        "no started line: {seen:#?}"
+    );
     let pid = child.id().to_string();
     Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     assert!(

@@ -539,6 +539,8 @@ async fn the_binary_reloads_its_certificate_on_sighup() {
         panic!("no {needle:?} in the log: {seen:#?}");
     };
     let line = wait_for("(DNS over TLS)");
+    // SIGHUP is handled from "edudns started" on.
+    wait_for("edudns started");
     let addr: SocketAddr = line
         .split("listening on ")
         .nth(1)
