@@ -180,7 +180,7 @@ pub fn accept(
     };
     let (school, node, day) = checked;
     let raw = serde_json::to_vec(&signed).unwrap_or_default();
-    let digest = hex(&Sha256::digest(&raw));
+    let digest = sign::hex(&Sha256::digest(&raw));
     let day_number = day_number(&day);
     let source = source_id(db, &school, &node)?;
     let kept: Option<String> = db
@@ -422,8 +422,4 @@ fn store(
         params![day - RAW_INPUT_DAYS],
     )?;
     transaction.commit()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -33,7 +33,8 @@ pub enum SignError {
     Invalid(String),
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (keys, signatures, digests).
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
