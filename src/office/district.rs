@@ -6,7 +6,7 @@
 //! Uses: `office::ingest` (the tables and day numbers), `stats::report`.
 //! Used by: `web` (district reports, the console), `cli` (`report district`).
 
-use super::ingest::{day_number, day_text, ensure_schema};
+use super::ingest::{day_number, day_text, ensure_schema, flush_rollups, month_of, month_start};
 use crate::stats::report::{self, Report, Stage};
 use rusqlite::{Connection, params};
 
@@ -186,30 +186,35 @@ pub fn inputs(
     ensure_schema(db)?;
     let (first, last) = (day_number(from), day_number(to));
     let cells = cells(db, first, last)?;
+    let rows = day_rows(db, first, last, schools)?;
     let mut domains: std::collections::HashMap<(i64, i64), Vec<report::DomainCount>> =
         Default::default();
     {
         let mut statement = db.prepare_cached(
-            "SELECT d.source, d.day, n.name, d.count FROM ingest_domains d
-             JOIN ingest_domain_names n ON n.id = d.domain WHERE d.day BETWEEN ?1 AND ?2",
+            "SELECT d.day, n.name, d.count FROM ingest_domains d
+             JOIN ingest_domain_names n ON n.id = d.domain
+             WHERE d.source = ?1 AND d.day BETWEEN ?2 AND ?3",
         )?;
-        let rows = statement.query_map(params![first, last], |row| {
-            Ok((
-                (row.get::<_, i64>(0)?, row.get::<_, i64>(1)?),
-                report::DomainCount {
-                    domain: row.get(2)?,
-                    count: row.get::<_, i64>(3)?.max(0) as u64,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (at, domain) = row?;
-            domains.entry(at).or_default().push(domain);
+        let sources: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.source).collect();
+        for source in sources {
+            let found = statement.query_map(params![source, first, last], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    report::DomainCount {
+                        domain: row.get(1)?,
+                        count: row.get::<_, i64>(2)?.max(0) as u64,
+                    },
+                ))
+            })?;
+            for row in found {
+                let (day, domain) = row?;
+                domains.entry((source, day)).or_default().push(domain);
+            }
         }
     }
     let mut lists: std::collections::HashMap<i64, _> = Default::default();
     let mut out = Vec::new();
-    for row in day_rows(db, first, last, schools)? {
+    for row in rows {
         let date = day_text(row.day);
         let versions = lists
             .entry(row.source)
@@ -243,11 +248,78 @@ pub fn inputs(
     Ok(out)
 }
 
+/// A period as whole calendar months (read from the roll-ups) and the
+/// days before and after them (read day by day).
+#[derive(Debug, PartialEq, Eq)]
+struct Split {
+    months: Option<(i64, i64)>,
+    days: Vec<(i64, i64)>,
+}
+
+fn split(first: i64, last: i64) -> Split {
+    let (m0, m1) = (month_of(first), month_of(last));
+    let whole_from = if month_start(m0) == first { m0 } else { m0 + 1 };
+    let whole_to = if month_start(m1 + 1) - 1 == last {
+        m1
+    } else {
+        m1 - 1
+    };
+    if whole_from > whole_to {
+        return Split {
+            months: None,
+            days: vec![(first, last)],
+        };
+    }
+    let mut days = Vec::new();
+    if first < month_start(whole_from) {
+        days.push((first, month_start(whole_from) - 1));
+    }
+    if last >= month_start(whole_to + 1) {
+        days.push((month_start(whole_to + 1), last));
+    }
+    Split {
+        months: Some((whole_from, whole_to)),
+        days,
+    }
+}
+
+/// One source's sums over a period.
+#[derive(Default)]
+struct Sums {
+    /// The first and last day kept.
+    span: Option<(i64, i64)>,
+    totals: report::Totals,
+    reviews: report::Reviews,
+    cells: Vec<KeptCell>,
+}
+
+fn add_sums(into: &mut Sums, row: &rusqlite::Row) -> rusqlite::Result<()> {
+    let n = |i: usize| -> rusqlite::Result<u64> {
+        Ok(row.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+    };
+    let (first, last): (i64, i64) = (row.get(1)?, row.get(2)?);
+    into.span = Some(
+        into.span
+            .map_or((first, last), |(a, b)| (a.min(first), b.max(last))),
+    );
+    into.totals.queries += n(3)?;
+    into.totals.allowed += n(4)?;
+    into.totals.blocked += n(5)?;
+    into.totals.safe_search += n(6)?;
+    into.reviews.requested += n(7)?;
+    into.reviews.accepted += n(8)?;
+    into.reviews.rejected += n(9)?;
+    into.reviews.pending += n(10)?;
+    Ok(())
+}
+
 /// The district report of local days `from..=to` for `schools` (all when
 /// `None`): per school the sums of its kept days (every node), merged with
 /// the report code, so k-anonymity and complementary suppression apply once
-/// to the district's sums. Sums are made in SQL: a year of a province is
-/// one pass over the kept numbers.
+/// to the district's sums. Whole calendar months are read from the
+/// roll-ups `office::ingest` keeps, the days around them day by day: a
+/// year of a province is twelve months of sums (docs/performance.md,
+/// "Office ingest").
 pub fn district_report(
     db: &Connection,
     from: &str,
@@ -259,137 +331,266 @@ pub fn district_report(
             .map_err(|_| DistrictError::BadDate(date.to_string()))?;
     }
     ensure_schema(db)?;
+    flush_rollups(db)?;
     let (first, last) = (day_number(from), day_number(to));
-    let rows = day_rows(db, first, last, schools)?;
-    if rows.is_empty() {
+    let period = split(first, last);
+    // The wanted sources: (school, node) by id.
+    let mut wanted: std::collections::HashMap<i64, (String, String)> = Default::default();
+    {
+        let mut statement = db.prepare_cached("SELECT id, school, node FROM ingest_sources")?;
+        let found = statement.query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?))
+        })?;
+        for row in found {
+            let (id, school, node): (i64, String, String) = row?;
+            if schools.is_none_or(|w| w.contains(&school)) {
+                wanted.insert(id, (school, node));
+            }
+        }
+    }
+    let ids = serde_json::to_string(&wanted.keys().collect::<Vec<_>>()).unwrap_or_default();
+    // Totals per source: whole months, then the days around them.
+    let mut sums: std::collections::HashMap<i64, Sums> = Default::default();
+    let mut read_sums = |sql: &str, a: i64, b: i64| -> rusqlite::Result<()> {
+        let mut statement = db.prepare_cached(sql)?;
+        let mut rows = statement.query(params![a, b, ids])?;
+        while let Some(row) = rows.next()? {
+            add_sums(sums.entry(row.get(0)?).or_default(), row)?;
+        }
+        Ok(())
+    };
+    if let Some((a, b)) = period.months {
+        read_sums(
+            "SELECT source, MIN(first_day), MAX(last_day), SUM(queries), SUM(allowed), SUM(blocked),
+                 SUM(safe_search), SUM(requested), SUM(accepted), SUM(rejected), SUM(pending)
+             FROM ingest_month_days
+             WHERE month BETWEEN ?1 AND ?2 AND source IN (SELECT value FROM json_each(?3))
+             GROUP BY source",
+            a,
+            b,
+        )?;
+    }
+    for &(a, b) in &period.days {
+        read_sums(
+            "SELECT source, MIN(day), MAX(day), SUM(queries), SUM(allowed), SUM(blocked),
+                 SUM(safe_search), SUM(json_extract(reviews, '$.requested')),
+                 SUM(json_extract(reviews, '$.accepted')), SUM(json_extract(reviews, '$.rejected')),
+                 SUM(json_extract(reviews, '$.pending'))
+             FROM ingest_days
+             WHERE day BETWEEN ?1 AND ?2 AND source IN (SELECT value FROM json_each(?3))
+             GROUP BY source",
+            a,
+            b,
+        )?;
+    }
+    if sums.is_empty() {
         return Err(DistrictError::Nothing {
             from: from.to_string(),
             to: to.to_string(),
         });
     }
-    let wanted: std::collections::HashSet<i64> = rows.iter().map(|r| r.source).collect();
-    // Cells summed per source over the period.
-    let mut sections: std::collections::HashMap<i64, Vec<KeptCell>> = Default::default();
+    // Cells per source, likewise.
     {
-        let mut statement = db.prepare_cached(
-            "SELECT c.source, l.section, l.key, l.label, SUM(c.count)
-             FROM ingest_cells c JOIN ingest_labels l ON l.id = c.label
-             WHERE c.day BETWEEN ?1 AND ?2 GROUP BY c.source, c.label",
-        )?;
-        let found = statement.query_map(params![first, last], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                (
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, i64>(4)?.max(0) as u64,
-                ),
-            ))
-        })?;
-        for row in found {
-            let (source, cell) = row?;
-            if wanted.contains(&source) {
-                sections.entry(source).or_default().push(cell);
+        let mut read_cells = |sql: &str, a: i64, b: i64| -> rusqlite::Result<()> {
+            let mut statement = db.prepare_cached(sql)?;
+            let mut rows = statement.query(params![a, b])?;
+            while let Some(row) = rows.next()? {
+                if let Some(into) = sums.get_mut(&row.get(0)?) {
+                    into.cells.push((
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get::<_, i64>(4)?.max(0) as u64,
+                    ));
+                }
             }
+            Ok(())
+        };
+        if let Some((a, b)) = period.months {
+            read_cells(
+                "SELECT c.source, l.section, l.key, l.label, SUM(c.count)
+                 FROM ingest_month_cells c JOIN ingest_labels l ON l.id = c.label
+                 WHERE c.month BETWEEN ?1 AND ?2 GROUP BY c.source, c.label",
+                a,
+                b,
+            )?;
+        }
+        for &(a, b) in &period.days {
+            read_cells(
+                "SELECT c.source, l.section, l.key, l.label, SUM(c.count)
+                 FROM ingest_cells c JOIN ingest_labels l ON l.id = c.label
+                 WHERE c.day BETWEEN ?1 AND ?2 GROUP BY c.source, c.label",
+                a,
+                b,
+            )?;
         }
     }
-    // The district's blocked domains, summed over every wanted source in
-    // one GROUP BY (the sources as a JSON array for SQLite's json_each).
+    // The district's daily series and blocked domains: for the whole
+    // office from its roll-ups, for some schools from their sources' days.
+    let mut daily: Vec<report::Day> = Vec::new();
+    {
+        let mut statement;
+        let mut rows = if schools.is_none() {
+            statement = db.prepare_cached(
+                "SELECT day, queries, blocked FROM ingest_office_days
+                 WHERE day BETWEEN ?1 AND ?2 ORDER BY day",
+            )?;
+            statement.query(params![first, last])?
+        } else {
+            statement = db.prepare_cached(
+                "SELECT day, SUM(queries), SUM(blocked) FROM ingest_days
+                 WHERE day BETWEEN ?1 AND ?2 AND source IN (SELECT value FROM json_each(?3))
+                 GROUP BY day ORDER BY day",
+            )?;
+            statement.query(params![first, last, ids])?
+        };
+        while let Some(row) = rows.next()? {
+            daily.push(report::Day {
+                date: day_text(row.get(0)?),
+                queries: report::Count::Exact(row.get::<_, i64>(1)?.max(0) as u64),
+                blocked: report::Count::Exact(row.get::<_, i64>(2)?.max(0) as u64),
+            });
+        }
+    }
     let mut domains: std::collections::HashMap<String, u64> = Default::default();
     {
-        let sources = serde_json::to_string(&wanted.iter().collect::<Vec<_>>()).unwrap_or_default();
-        let mut statement = db.prepare_cached(
-            "SELECT n.name, SUM(d.count) FROM ingest_domains d
-             JOIN ingest_domain_names n ON n.id = d.domain
-             WHERE d.day BETWEEN ?1 AND ?2 AND d.source IN (SELECT value FROM json_each(?3))
-             GROUP BY d.domain",
-        )?;
-        let found = statement.query_map(params![first, last, sources], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?.max(0) as u64,
-            ))
-        })?;
-        for row in found {
-            let (name, count) = row?;
-            domains.insert(name, count);
+        let mut read_domains = |sql: &str, a: i64, b: i64| -> rusqlite::Result<()> {
+            let mut statement = db.prepare_cached(sql)?;
+            let mut rows = if sql.contains("?3") {
+                statement.query(params![a, b, ids])?
+            } else {
+                statement.query(params![a, b])?
+            };
+            while let Some(row) = rows.next()? {
+                *domains.entry(row.get(0)?).or_default() += row.get::<_, i64>(1)?.max(0) as u64;
+            }
+            Ok(())
+        };
+        // Summed by domain id first, named after.
+        let named = |sum: &str| {
+            format!(
+                "SELECT n.name, s.count FROM ({sum}) s JOIN ingest_domain_names n ON n.id = s.domain"
+            )
+        };
+        if schools.is_none() {
+            if let Some((a, b)) = period.months {
+                read_domains(
+                    &named(
+                        "SELECT domain, SUM(count) AS count FROM ingest_month_domains
+                         WHERE month BETWEEN ?1 AND ?2 GROUP BY domain",
+                    ),
+                    a,
+                    b,
+                )?;
+            }
+            for &(a, b) in &period.days {
+                read_domains(
+                    &named(
+                        "SELECT domain, SUM(count) AS count FROM ingest_office_day_domains
+                         WHERE day BETWEEN ?1 AND ?2 GROUP BY domain",
+                    ),
+                    a,
+                    b,
+                )?;
+            }
+        } else {
+            read_domains(
+                &named(
+                    "SELECT domain, SUM(count) AS count FROM ingest_domains
+                     WHERE source IN (SELECT value FROM json_each(?3)) AND day BETWEEN ?1 AND ?2
+                     GROUP BY domain",
+                ),
+                first,
+                last,
+            )?;
         }
     }
-    // One merge input per school: its nodes and days summed.
-    let mut per_school: std::collections::BTreeMap<String, Vec<&DayRow>> = Default::default();
-    for row in &rows {
-        per_school.entry(row.school.clone()).or_default().push(row);
+    // Each source's latest kept day in the period: the school's name, time
+    // zone and k as it last sent them.
+    let mut latest: std::collections::HashMap<i64, (i64, String, String, u64)> = Default::default();
+    {
+        let mut statement = db.prepare_cached(
+            "SELECT day, school_name, timezone, k FROM ingest_days
+             WHERE source = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day DESC LIMIT 1",
+        )?;
+        for source in sums.keys() {
+            let row = statement.query_row(params![source, first, last], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<_, i64>(3)?.max(0) as u64,
+                ))
+            })?;
+            latest.insert(*source, row);
+        }
+    }
+    // One merge input per school: its nodes summed. The district's daily
+    // series and domains go with the first (they are summed by the merge).
+    let mut per_school: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+    for source in sums.keys() {
+        per_school
+            .entry(wanted[source].0.as_str())
+            .or_default()
+            .push(*source);
     }
     let mut reports = Vec::new();
-    for (school, days) in &per_school {
+    for (school, mut sources) in per_school {
+        sources.sort_by_key(|s| &wanted[s].1);
         let mut totals = report::Totals::default();
         let mut reviews = report::Reviews::default();
-        let mut daily: std::collections::BTreeMap<i64, (u64, u64)> = Default::default();
         let mut cells = Vec::new();
-        let mut sources: std::collections::BTreeMap<(String, i64), (i64, i64)> = Default::default();
-        for row in days {
-            totals.queries += row.totals.queries;
-            totals.allowed += row.totals.allowed;
-            totals.blocked += row.totals.blocked;
-            totals.safe_search += row.totals.safe_search;
-            reviews.requested += row.reviews.requested;
-            reviews.accepted += row.reviews.accepted;
-            reviews.rejected += row.reviews.rejected;
-            reviews.pending += row.reviews.pending;
-            let day = daily.entry(row.day).or_default();
-            day.0 += row.totals.queries;
-            day.1 += row.totals.blocked;
-            let span = sources
-                .entry((row.node.clone(), row.source))
-                .or_insert((row.day, row.day));
-            span.0 = span.0.min(row.day);
-            span.1 = span.1.max(row.day);
+        let mut source_list = Vec::new();
+        for source in &sources {
+            let s = &sums[source];
+            totals.queries += s.totals.queries;
+            totals.allowed += s.totals.allowed;
+            totals.blocked += s.totals.blocked;
+            totals.safe_search += s.totals.safe_search;
+            reviews.requested += s.reviews.requested;
+            reviews.accepted += s.reviews.accepted;
+            reviews.rejected += s.reviews.rejected;
+            reviews.pending += s.reviews.pending;
+            cells.extend(s.cells.iter().cloned());
+            let (a, b) = s.span.unwrap_or((first, last));
+            source_list.push(report::Source {
+                database: wanted[source].1.clone(),
+                school: school.to_string(),
+                from: day_text(a),
+                to: day_text(b),
+            });
         }
-        for (_, source) in sources.keys() {
-            if let Some(found) = sections.remove(source) {
-                cells.extend(found);
-            }
-        }
-        let latest = days.last().expect("a school has a row");
-        let source_list = sources
+        let newest = sources
             .iter()
-            .map(|((node, _), (a, b))| report::Source {
-                database: node.clone(),
-                school: school.clone(),
-                from: day_text(*a),
-                to: day_text(*b),
-            })
-            .collect();
-        let domain_list = if reports.is_empty() {
-            std::mem::take(&mut domains)
-                .into_iter()
-                .map(|(domain, count)| report::DomainCount { domain, count })
-                .collect()
-        } else {
-            Vec::new()
-        };
+            .max_by_key(|s| latest[s].0)
+            .expect("a school has a source");
+        let (_, name, timezone, k) = &latest[newest];
+        let first_input = reports.is_empty();
         reports.push(rebuilt(
             school,
-            &latest.name,
-            &latest.timezone,
-            latest.k,
+            name,
+            timezone,
+            *k,
             from,
             to,
             totals,
             reviews,
             &cells,
-            daily
-                .into_iter()
-                .map(|(day, (queries, blocked))| report::Day {
-                    date: day_text(day),
-                    queries: report::Count::Exact(queries),
-                    blocked: report::Count::Exact(blocked),
-                })
-                .collect(),
-            domain_list,
+            if first_input {
+                std::mem::take(&mut daily)
+            } else {
+                Vec::new()
+            },
+            if first_input {
+                std::mem::take(&mut domains)
+                    .into_iter()
+                    .map(|(domain, count)| report::DomainCount { domain, count })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             source_list,
-            lists_of(db, latest.source),
+            lists_of(db, *newest),
         ));
     }
     let mut merged = report::merge(&reports).map_err(|e| DistrictError::Merge(e.to_string()))?;
@@ -430,4 +631,239 @@ pub fn last_received(
         ))
     })?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::report::{Cell, Count, Day, DomainCount, Report, SchoolRef, Source, Totals};
+
+    /// A small xorshift: the same days every run.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    fn input(school: &str, node: &str, day: &str, rng: &mut Rng) -> Report {
+        // Small counts, so k = 10 hides some cells and complementary
+        // suppression has work to do.
+        let cell = |key: &str, rng: &mut Rng| Cell {
+            key: key.into(),
+            label: key.into(),
+            count: Count::Exact(rng.below(15)),
+        };
+        let by_category: Vec<Cell> = ["adult", "gambling", "games"]
+            .iter()
+            .map(|k| cell(k, rng))
+            .collect();
+        let blocked: u64 = by_category.iter().filter_map(|c| c.count.exact()).sum();
+        let teen = rng.below(blocked + 1);
+        let allowed = 100 + rng.below(900);
+        Report {
+            format: report::REPORT_FORMAT.into(),
+            stage: Stage::MergeInput,
+            schools: vec![SchoolRef {
+                id: school.into(),
+                name: format!("Trường {school}"),
+            }],
+            from: day.into(),
+            to: day.into(),
+            timezone: "Asia/Ho_Chi_Minh".into(),
+            k_anonymity: 10,
+            generated_at: "2026-12-07T00:00:00Z".into(),
+            totals: Totals {
+                queries: allowed + blocked,
+                allowed,
+                blocked,
+                safe_search: rng.below(5),
+            },
+            blocked_by_category: by_category,
+            blocked_by_band: vec![
+                Cell {
+                    key: "teen".into(),
+                    label: "teen".into(),
+                    count: Count::Exact(teen),
+                },
+                Cell {
+                    key: "young".into(),
+                    label: "young".into(),
+                    count: Count::Exact(blocked - teen),
+                },
+            ],
+            daily: vec![Day {
+                date: day.into(),
+                queries: Count::Exact(allowed + blocked),
+                blocked: Count::Exact(blocked),
+            }],
+            top_blocked_domains: (0..3)
+                .map(|_| (format!("d{}.example", rng.below(6)), 1 + rng.below(6)))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .map(|(domain, count)| DomainCount { domain, count })
+                .collect(),
+            reviews: report::Reviews {
+                requested: rng.below(3),
+                accepted: rng.below(2),
+                rejected: 0,
+                pending: rng.below(2),
+            },
+            lists: Vec::new(),
+            takedowns: Vec::new(),
+            sources: vec![Source {
+                database: node.into(),
+                school: school.into(),
+                from: day.into(),
+                to: day.into(),
+            }],
+        }
+    }
+
+    /// What a published report says, without when it was made or which
+    /// database spans it names.
+    fn numbers(mut r: Report) -> Report {
+        r.generated_at.clear();
+        r.sources.clear();
+        r
+    }
+
+    #[test]
+    fn district_reports_from_month_rollups_equal_merging_every_kept_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::stats::store::Store::open(&dir.path().join("office.sqlite")).unwrap();
+        let db = store.connection();
+        let keys = dir.path().join("keys");
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        // Three schools, one with two nodes, 20 January to 5 March 2025 with
+        // some days missing (a node that was off).
+        let sources = [("s1", "n1"), ("s1", "n2"), ("s2", "n3"), ("s3", "n4")];
+        let mut signing = std::collections::HashMap::new();
+        for school in ["s1", "s2", "s3"] {
+            signing.insert(
+                school,
+                crate::stats::sign::init_keys(&keys, school).unwrap().0,
+            );
+        }
+        let mut day = jiff::civil::date(2025, 1, 20);
+        while day <= jiff::civil::date(2025, 3, 5) {
+            for (school, node) in sources {
+                if rng.below(8) == 0 {
+                    continue;
+                }
+                let signed = crate::stats::sign::sign(
+                    input(school, node, &day.to_string(), &mut rng),
+                    &signing[school],
+                )
+                .unwrap();
+                let body = serde_json::to_vec(&signed).unwrap();
+                crate::office::ingest::accept(
+                    db,
+                    &body,
+                    school,
+                    &keys,
+                    jiff::civil::date(2026, 1, 1),
+                )
+                .unwrap()
+                .unwrap();
+            }
+            if day == jiff::civil::date(2025, 2, 10) {
+                // A report halfway: the days so far are rolled up, the
+                // later ones are added to the same months' sums.
+                district_report(db, "2025-01-01", "2025-02-10", None).unwrap();
+                let queued: i64 = db
+                    .query_row("SELECT COUNT(*) FROM ingest_rollup_queue", [], |row| {
+                        row.get(0)
+                    })
+                    .unwrap();
+                assert_eq!(queued, 0);
+            }
+            day = day.tomorrow().unwrap();
+        }
+        let periods = [
+            ("2025-01-20", "2025-03-05"), // part, a whole month, part
+            ("2025-02-01", "2025-02-28"), // one whole month
+            ("2025-01-01", "2025-12-31"), // whole months, some empty
+            ("2025-01-31", "2025-03-01"), // one day, a month, one day
+            ("2025-02-10", "2025-02-20"), // days inside one month
+            ("2025-03-05", "2025-03-05"), // one day
+        ];
+        let check = |label: &str| {
+            for (from, to) in periods {
+                for schools in [
+                    None,
+                    Some(vec!["s1".to_string()]),
+                    Some(vec!["s2".into(), "s3".into()]),
+                ] {
+                    let district = district_report(db, from, to, schools.as_deref()).unwrap();
+                    let kept = inputs(db, from, to, schools.as_deref()).unwrap();
+                    let mut merged = report::merge(&kept).unwrap();
+                    merged.report.from = from.into();
+                    merged.report.to = to.into();
+                    assert_eq!(
+                        numbers(district.report.clone()),
+                        numbers(merged.report),
+                        "{label}: {from}..{to} for {schools:?}"
+                    );
+                    // Each node is named once, with the days it sent.
+                    let nodes: Vec<_> = district
+                        .report
+                        .sources
+                        .iter()
+                        .map(|s| s.database.as_str())
+                        .collect();
+                    let mut unique = nodes.clone();
+                    unique.dedup();
+                    assert_eq!(nodes, unique);
+                }
+            }
+        };
+        check("kept at ingest");
+        // A database kept before the roll-ups existed gets them rebuilt.
+        db.execute_batch("DELETE FROM ingest_month_days; DELETE FROM ingest_month_cells; DELETE FROM ingest_month_domains; DELETE FROM ingest_office_days; DELETE FROM ingest_office_day_domains;").unwrap();
+        assert!(district_report(db, "2025-02-01", "2025-02-28", None).is_err());
+        crate::office::ingest::rebuild_rollups(db).unwrap();
+        check("rebuilt");
+    }
+
+    #[test]
+    fn periods_split_into_whole_months_and_the_days_around_them() {
+        let d = |s: &str| day_number(s);
+        let m = |s: &str| month_of(day_number(s));
+        assert_eq!(
+            split(d("2025-01-20"), d("2025-03-05")),
+            Split {
+                months: Some((m("2025-02-01"), m("2025-02-01"))),
+                days: vec![
+                    (d("2025-01-20"), d("2025-01-31")),
+                    (d("2025-03-01"), d("2025-03-05"))
+                ]
+            }
+        );
+        assert_eq!(
+            split(d("2025-01-01"), d("2025-12-31")),
+            Split {
+                months: Some((m("2025-01-01"), m("2025-12-01"))),
+                days: vec![]
+            }
+        );
+        assert_eq!(
+            split(d("2025-02-10"), d("2025-02-20")),
+            Split {
+                months: None,
+                days: vec![(d("2025-02-10"), d("2025-02-20"))]
+            }
+        );
+        // February of a leap year, across a year's end.
+        assert_eq!(
+            split(d("2023-12-15"), d("2024-02-29")),
+            Split {
+                months: Some((m("2024-01-01"), m("2024-02-01"))),
+                days: vec![(d("2023-12-15"), d("2023-12-31"))]
+            }
+        );
+    }
 }

@@ -55,13 +55,13 @@ CREATE TABLE IF NOT EXISTS ingest_days (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ingest_days_by_day ON ingest_days (day, source);
 -- The signed inputs as received (deflate), for RAW_INPUT_DAYS: audits.
+-- Keyed by day first: the days leaving the window are one range.
 CREATE TABLE IF NOT EXISTS ingest_raw (
-    source INTEGER NOT NULL,
     day INTEGER NOT NULL,
+    source INTEGER NOT NULL,
     input BLOB NOT NULL,
-    PRIMARY KEY (source, day)
-);
-CREATE INDEX IF NOT EXISTS ingest_raw_by_day ON ingest_raw (day);
+    PRIMARY KEY (day, source)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ingest_labels (
     id INTEGER PRIMARY KEY,
     section INTEGER NOT NULL,      -- 0 blocked by category, 1 blocked by band
@@ -80,12 +80,13 @@ CREATE TABLE IF NOT EXISTS ingest_domain_names (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
 );
+-- Keyed by source first: a school's days are read with one seek.
 CREATE TABLE IF NOT EXISTS ingest_domains (
-    day INTEGER NOT NULL,
     source INTEGER NOT NULL,
+    day INTEGER NOT NULL,
     domain INTEGER NOT NULL,
     count INTEGER NOT NULL,
-    PRIMARY KEY (day, source, domain)
+    PRIMARY KEY (source, day, domain)
 ) WITHOUT ROWID;
 -- The list versions and takedowns of each node's latest day.
 CREATE TABLE IF NOT EXISTS ingest_lists (
@@ -94,6 +95,59 @@ CREATE TABLE IF NOT EXISTS ingest_lists (
     lists TEXT NOT NULL,
     takedowns TEXT NOT NULL
 );
+-- Roll-ups: per source and calendar month (months since 1970-01), and for
+-- the whole office per month and per day (domains, the daily series). A
+-- district report of a year reads twelve months instead of 365 days
+-- (docs/performance.md, Office ingest). A kept day is queued in
+-- ingest_rollup_queue in its own transaction and added to the roll-ups
+-- with the other queued days in one batch (every ROLLUP_BATCH days, and
+-- before any report reads them), queue rows deleted in the same
+-- transaction: each day is summed exactly once, and a batch writes each
+-- roll-up page once instead of once per day.
+CREATE TABLE IF NOT EXISTS ingest_rollup_queue (
+    seq INTEGER PRIMARY KEY,
+    source INTEGER NOT NULL,
+    day INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ingest_month_days (
+    source INTEGER NOT NULL,
+    month INTEGER NOT NULL,
+    first_day INTEGER NOT NULL,
+    last_day INTEGER NOT NULL,
+    queries INTEGER NOT NULL,
+    allowed INTEGER NOT NULL,
+    blocked INTEGER NOT NULL,
+    safe_search INTEGER NOT NULL,
+    requested INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    rejected INTEGER NOT NULL,
+    pending INTEGER NOT NULL,
+    PRIMARY KEY (source, month)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingest_month_cells (
+    month INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    label INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (month, source, label)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingest_month_domains (
+    month INTEGER NOT NULL,
+    domain INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (month, domain)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingest_office_days (
+    day INTEGER PRIMARY KEY,
+    queries INTEGER NOT NULL,
+    blocked INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingest_office_day_domains (
+    day INTEGER NOT NULL,
+    domain INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, domain)
+) WITHOUT ROWID;
 ";
 
 /// How long the signed input itself is kept beside its numbers.
@@ -101,6 +155,8 @@ pub const RAW_INPUT_DAYS: i64 = 35;
 /// Blocked domains kept per school, node and day (the most blocked): a
 /// district's top domains are summed from these.
 pub const DOMAINS_PER_DAY: usize = 32;
+/// Kept days added to the roll-ups in one batch.
+pub const ROLLUP_BATCH: i64 = 500;
 
 /// What the office received, for `/metrics` (`edudns_ingest_total`).
 #[derive(Debug, Default)]
@@ -179,22 +235,25 @@ pub fn accept(
         Err(refused) => return Ok(Err(refused)),
     };
     let (school, node, day) = checked;
-    let raw = serde_json::to_vec(&signed).unwrap_or_default();
-    let digest = sign::hex(&Sha256::digest(&raw));
+    let digest = numbers_digest(&signed.report);
     let day_number = day_number(&day);
     let source = source_id(db, &school, &node)?;
     let kept: Option<String> = db
-        .query_row(
-            "SELECT sha256 FROM ingest_days WHERE source = ?1 AND day = ?2",
-            params![source, day_number],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT sha256 FROM ingest_days WHERE source = ?1 AND day = ?2")?
+        .query_row(params![source, day_number], |row| row.get(0))
         .optional()?;
     let stored = match kept {
         Some(kept) if kept == digest => Stored::Duplicate,
         Some(_) => return Ok(Err(Refused::Conflict { school, node, day })),
         None => {
-            store(db, source, day_number, &digest, &raw, &signed.report)?;
+            store(db, source, day_number, &digest, body, &signed.report)?;
+            let queued: i64 = db
+                .prepare_cached("SELECT MAX(seq) - MIN(seq) + 1 FROM ingest_rollup_queue")?
+                .query_row([], |row| row.get::<_, Option<i64>>(0))?
+                .unwrap_or(0);
+            if queued >= ROLLUP_BATCH {
+                flush_rollups(db)?;
+            }
             Stored::New
         }
     };
@@ -272,12 +331,20 @@ pub(super) fn ensure_schema(db: &Connection) -> rusqlite::Result<()> {
     // A cached probe after the first call; the tables and a larger page
     // cache (the ingest tables are read on every insert) on the first.
     if db
-        .prepare_cached("SELECT 1 FROM ingest_lists LIMIT 0")
+        .prepare_cached("SELECT 1 FROM ingest_office_days LIMIT 0")
         .is_ok()
     {
         return Ok(());
     }
     db.execute_batch(SCHEMA)?;
+    let days_without_rollups: bool = db.query_row(
+        "SELECT EXISTS (SELECT 1 FROM ingest_days) AND NOT EXISTS (SELECT 1 FROM ingest_month_days)",
+        [],
+        |row| row.get(0),
+    )?;
+    if days_without_rollups {
+        rebuild_rollups(db)?;
+    }
     db.execute_batch("PRAGMA cache_size = -65536;")
 }
 
@@ -300,16 +367,68 @@ pub(super) fn day_text(number: i64) -> String {
         .unwrap_or_default()
 }
 
+/// What makes two inputs "the same day": the counted numbers of the school
+/// and node for the day, not when the input was made or signed, nor the list
+/// versions and takedowns in force when it was made. A node that did not
+/// hear the office's answer and builds the day again (after a restart, with
+/// a new `generated_at` and signature) is answered "duplicate", not refused.
+pub fn numbers_digest(report: &Report) -> String {
+    #[derive(serde::Serialize)]
+    struct Numbers<'a> {
+        schools: &'a [report::SchoolRef],
+        from: &'a str,
+        to: &'a str,
+        totals: &'a report::Totals,
+        blocked_by_category: &'a [report::Cell],
+        blocked_by_band: &'a [report::Cell],
+        daily: &'a [report::Day],
+        top_blocked_domains: &'a [report::DomainCount],
+        sources: &'a [report::Source],
+    }
+    let numbers = Numbers {
+        schools: &report.schools,
+        from: &report.from,
+        to: &report.to,
+        totals: &report.totals,
+        blocked_by_category: &report.blocked_by_category,
+        blocked_by_band: &report.blocked_by_band,
+        daily: &report.daily,
+        top_blocked_domains: &report.top_blocked_domains,
+        sources: &report.sources,
+    };
+    sign::hex(&Sha256::digest(
+        serde_json::to_vec(&numbers).unwrap_or_default(),
+    ))
+}
+
 fn source_id(db: &Connection, school: &str, node: &str) -> rusqlite::Result<i64> {
-    db.execute(
-        "INSERT OR IGNORE INTO ingest_sources (school, node) VALUES (?1, ?2)",
-        params![school, node],
-    )?;
-    db.query_row(
-        "SELECT id FROM ingest_sources WHERE school = ?1 AND node = ?2",
-        params![school, node],
-        |row| row.get(0),
-    )
+    let mut select =
+        db.prepare_cached("SELECT id FROM ingest_sources WHERE school = ?1 AND node = ?2")?;
+    if let Some(id) = select
+        .query_row(params![school, node], |row| row.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    db.prepare_cached("INSERT INTO ingest_sources (school, node) VALUES (?1, ?2)")?
+        .execute(params![school, node])?;
+    Ok(db.last_insert_rowid())
+}
+
+/// The calendar month (months since 1970-01) of a day number.
+pub(super) fn month_of(day: i64) -> i64 {
+    let date = jiff::civil::date(1970, 1, 1)
+        .checked_add(jiff::Span::new().days(day))
+        .unwrap_or(jiff::civil::date(1970, 1, 1));
+    (i64::from(date.year()) - 1970) * 12 + i64::from(date.month()) - 1
+}
+
+/// The day number of the first day of a month (months since 1970-01).
+pub(super) fn month_start(month: i64) -> i64 {
+    let year = 1970 + month.div_euclid(12);
+    let date = jiff::civil::Date::new(year as i16, (month.rem_euclid(12) + 1) as i8, 1)
+        .unwrap_or(jiff::civil::date(1970, 1, 1));
+    day_number(&date.to_string())
 }
 
 /// The id of a label (most are known: one lookup), added when new.
@@ -323,10 +442,9 @@ fn label_id(db: &Connection, section: i64, key: &str, label: &str) -> rusqlite::
     {
         return Ok(id);
     }
-    let mut insert = db.prepare_cached(
-        "INSERT INTO ingest_labels (section, key, label) VALUES (?1, ?2, ?3) RETURNING id",
-    )?;
-    insert.query_row(params![section, key, label], |row| row.get(0))
+    db.prepare_cached("INSERT INTO ingest_labels (section, key, label) VALUES (?1, ?2, ?3)")?
+        .execute(params![section, key, label])?;
+    Ok(db.last_insert_rowid())
 }
 
 /// The id of a domain name, added when new.
@@ -338,12 +456,13 @@ fn domain_id(db: &Connection, name: &str) -> rusqlite::Result<i64> {
     {
         return Ok(id);
     }
-    let mut insert =
-        db.prepare_cached("INSERT INTO ingest_domain_names (name) VALUES (?1) RETURNING id")?;
-    insert.query_row(params![name], |row| row.get(0))
+    db.prepare_cached("INSERT INTO ingest_domain_names (name) VALUES (?1)")?
+        .execute(params![name])?;
+    Ok(db.last_insert_rowid())
 }
 
-/// Keeps one checked input: its numbers, and the signed input compressed.
+/// Keeps one checked input: its numbers, their roll-ups, and the signed
+/// input as received, compressed.
 fn store(
     db: &Connection,
     source: i64,
@@ -357,12 +476,15 @@ fn store(
     let _ = deflate.write_all(raw);
     let compressed = deflate.finish().unwrap_or_default();
     let exact = |count: &report::Count| count.exact().unwrap_or(0) as i64;
+    let t = &report.totals;
     let transaction = db.unchecked_transaction()?;
-    transaction.execute(
-        "INSERT INTO ingest_days (source, day, received_at, sha256, school_name, timezone, k,
-             queries, allowed, blocked, safe_search, reviews)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
+    transaction
+        .prepare_cached(
+            "INSERT INTO ingest_days (source, day, received_at, sha256, school_name, timezone, k,
+                 queries, allowed, blocked, safe_search, reviews)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
             source,
             day,
             jiff::Timestamp::now().as_second(),
@@ -370,17 +492,20 @@ fn store(
             report.schools[0].name,
             report.timezone,
             report.k_anonymity as i64,
-            report.totals.queries as i64,
-            report.totals.allowed as i64,
-            report.totals.blocked as i64,
-            report.totals.safe_search as i64,
+            t.queries as i64,
+            t.allowed as i64,
+            t.blocked as i64,
+            t.safe_search as i64,
             serde_json::to_string(&report.reviews).unwrap_or_default(),
-        ],
-    )?;
-    transaction.execute(
-        "INSERT OR REPLACE INTO ingest_raw (source, day, input) VALUES (?1, ?2, ?3)",
-        params![source, day, compressed],
-    )?;
+        ])?;
+    transaction
+        .prepare_cached("INSERT INTO ingest_rollup_queue (source, day) VALUES (?1, ?2)")?
+        .execute(params![source, day])?;
+    transaction
+        .prepare_cached(
+            "INSERT OR REPLACE INTO ingest_raw (day, source, input) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![day, source, compressed])?;
     {
         let mut cell = transaction.prepare_cached(
             "INSERT OR REPLACE INTO ingest_cells (day, source, label, count) VALUES (?1, ?2, ?3, ?4)",
@@ -397,29 +522,108 @@ fn store(
         let mut domains: Vec<&report::DomainCount> = report.top_blocked_domains.iter().collect();
         domains.sort_by(|a, b| b.count.cmp(&a.count).then(a.domain.cmp(&b.domain)));
         let mut insert = transaction.prepare_cached(
-            "INSERT OR REPLACE INTO ingest_domains (day, source, domain, count) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO ingest_domains (source, day, domain, count) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for d in domains.into_iter().take(DOMAINS_PER_DAY) {
             let id = domain_id(&transaction, &d.domain)?;
-            insert.execute(params![day, source, id, d.count as i64])?;
+            insert.execute(params![source, day, id, d.count as i64])?;
         }
     }
-    transaction.execute(
-        "INSERT INTO ingest_lists (source, day, lists, takedowns) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (source) DO UPDATE SET day = excluded.day, lists = excluded.lists, takedowns = excluded.takedowns
-         WHERE excluded.day >= ingest_lists.day",
-        params![
+    transaction
+        .prepare_cached(
+            "INSERT INTO ingest_lists (source, day, lists, takedowns) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source) DO UPDATE SET day = excluded.day, lists = excluded.lists,
+                 takedowns = excluded.takedowns
+             WHERE excluded.day >= ingest_lists.day",
+        )?
+        .execute(params![
             source,
             day,
             serde_json::to_string(&report.lists).unwrap_or_default(),
             serde_json::to_string(&report.takedowns).unwrap_or_default(),
-        ],
-    )?;
+        ])?;
     // Inputs leaving the audit window (the raw table holds only the
     // window, so this touches a few rows at most).
-    transaction.execute(
-        "DELETE FROM ingest_raw WHERE day < ?1",
-        params![day - RAW_INPUT_DAYS],
-    )?;
+    transaction
+        .prepare_cached("DELETE FROM ingest_raw WHERE day < ?1")?
+        .execute(params![day - RAW_INPUT_DAYS])?;
     transaction.commit()
+}
+
+/// The calendar month of a day number column, in SQL.
+const MONTH_SQL: &str = "((CAST(strftime('%Y', {day} * 86400, 'unixepoch') AS INTEGER) - 1970) * 12
+    + CAST(strftime('%m', {day} * 86400, 'unixepoch') AS INTEGER) - 1)";
+
+/// Adds the queued days to the roll-ups, in one transaction that also
+/// empties the queue. Called every [`ROLLUP_BATCH`] kept days and before
+/// a report reads the roll-ups.
+pub(super) fn flush_rollups(db: &Connection) -> rusqlite::Result<()> {
+    let queued: bool = db
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM ingest_rollup_queue)")?
+        .query_row([], |row| row.get(0))?;
+    if !queued {
+        return Ok(());
+    }
+    let month = |day: &str| MONTH_SQL.replace("{day}", day);
+    // `WHERE true`: SQLite's rule for an upsert from a SELECT.
+    let batch = format!(
+        "INSERT INTO ingest_month_days (source, month, first_day, last_day, queries, allowed,
+             blocked, safe_search, requested, accepted, rejected, pending)
+         SELECT d.source, {dm}, MIN(d.day), MAX(d.day), SUM(d.queries), SUM(d.allowed),
+             SUM(d.blocked), SUM(d.safe_search),
+             SUM(json_extract(d.reviews, '$.requested')), SUM(json_extract(d.reviews, '$.accepted')),
+             SUM(json_extract(d.reviews, '$.rejected')), SUM(json_extract(d.reviews, '$.pending'))
+         FROM ingest_rollup_queue q JOIN ingest_days d ON d.source = q.source AND d.day = q.day
+         WHERE true GROUP BY d.source, {dm}
+         ON CONFLICT (source, month) DO UPDATE SET
+             first_day = MIN(first_day, excluded.first_day),
+             last_day = MAX(last_day, excluded.last_day),
+             queries = queries + excluded.queries, allowed = allowed + excluded.allowed,
+             blocked = blocked + excluded.blocked, safe_search = safe_search + excluded.safe_search,
+             requested = requested + excluded.requested, accepted = accepted + excluded.accepted,
+             rejected = rejected + excluded.rejected, pending = pending + excluded.pending;
+         INSERT INTO ingest_office_days (day, queries, blocked)
+         SELECT d.day, SUM(d.queries), SUM(d.blocked)
+         FROM ingest_rollup_queue q JOIN ingest_days d ON d.source = q.source AND d.day = q.day
+         WHERE true GROUP BY d.day
+         ON CONFLICT (day) DO UPDATE SET queries = queries + excluded.queries,
+             blocked = blocked + excluded.blocked;
+         INSERT INTO ingest_month_cells (month, source, label, count)
+         SELECT {cm}, c.source, c.label, SUM(c.count)
+         FROM ingest_rollup_queue q JOIN ingest_cells c ON c.day = q.day AND c.source = q.source
+         WHERE true GROUP BY {cm}, c.source, c.label
+         ON CONFLICT (month, source, label) DO UPDATE SET count = count + excluded.count;
+         INSERT INTO ingest_office_day_domains (day, domain, count)
+         SELECT m.day, m.domain, SUM(m.count)
+         FROM ingest_rollup_queue q JOIN ingest_domains m ON m.source = q.source AND m.day = q.day
+         WHERE true GROUP BY m.day, m.domain
+         ON CONFLICT (day, domain) DO UPDATE SET count = count + excluded.count;
+         INSERT INTO ingest_month_domains (month, domain, count)
+         SELECT {mm}, m.domain, SUM(m.count)
+         FROM ingest_rollup_queue q JOIN ingest_domains m ON m.source = q.source AND m.day = q.day
+         WHERE true GROUP BY {mm}, m.domain
+         ON CONFLICT (month, domain) DO UPDATE SET count = count + excluded.count;
+         DELETE FROM ingest_rollup_queue;",
+        dm = month("d.day"),
+        cm = month("c.day"),
+        mm = month("m.day"),
+    );
+    let transaction = db.unchecked_transaction()?;
+    transaction.execute_batch(&batch)?;
+    transaction.commit()
+}
+
+/// Rebuilds the roll-ups from the kept days: for a database kept before
+/// they existed (run once, by [`ensure_schema`], when the roll-ups are
+/// empty and days are not).
+pub(super) fn rebuild_rollups(db: &Connection) -> rusqlite::Result<()> {
+    db.execute_batch(
+        "BEGIN;
+         DELETE FROM ingest_month_days; DELETE FROM ingest_month_cells;
+         DELETE FROM ingest_month_domains; DELETE FROM ingest_office_days;
+         DELETE FROM ingest_office_day_domains; DELETE FROM ingest_rollup_queue;
+         INSERT INTO ingest_rollup_queue (source, day) SELECT source, day FROM ingest_days;
+         COMMIT;",
+    )?;
+    flush_rollups(db)
 }

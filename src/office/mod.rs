@@ -26,10 +26,11 @@ use std::sync::atomic::Ordering;
 pub fn exposition(upload: &upload::UploadFigures, ingest: &ingest::IngestFigures) -> String {
     let get = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     format!(
-        "# HELP edudns_statistics_upload_total Days of statistics this node sent to the office, by result (sent, duplicate: the office had it; failed: tries that failed).
+        "# HELP edudns_statistics_upload_total Days of statistics this node sent to the office, by result (sent; duplicate: the office had it; conflict: the office keeps another version of the day; failed: tries that failed).
 # TYPE edudns_statistics_upload_total counter
 edudns_statistics_upload_total{{result=\"sent\"}} {}
 edudns_statistics_upload_total{{result=\"duplicate\"}} {}
+edudns_statistics_upload_total{{result=\"conflict\"}} {}
 edudns_statistics_upload_total{{result=\"failed\"}} {}
 # HELP edudns_statistics_upload_pending_days Closed days the office has not confirmed yet.
 # TYPE edudns_statistics_upload_pending_days gauge
@@ -45,6 +46,7 @@ edudns_ingest_total{{result=\"refused\"}} {}
 ",
         get(&upload.sent),
         get(&upload.duplicate),
+        get(&upload.conflict),
         get(&upload.failed),
         get(&upload.pending),
         get(&upload.last_success),

@@ -48,6 +48,8 @@ pub struct UploadFigures {
     pub sent: AtomicU64,
     /// Days the office already had (a resend after a lost answer).
     pub duplicate: AtomicU64,
+    /// Days the office keeps in another version (409): not sent again.
+    pub conflict: AtomicU64,
     /// Tries that failed (office unreachable, 5xx, refused).
     pub failed: AtomicU64,
     /// Closed days not yet confirmed, after the last pass.
@@ -143,20 +145,25 @@ async fn pass(
                 input(store.connection(), config, school, &day)?
             };
             match send(client, &upload.url, &token, body).await {
-                Ok(duplicate) => {
+                Ok(answer) => {
                     let store = store.lock().unwrap_or_else(|e| e.into_inner());
                     mark_sent(store.connection(), &school.id, &day).map_err(|e| e.to_string())?;
                     pending_total -= 1;
-                    let counter = if duplicate {
-                        &figures.duplicate
-                    } else {
-                        &figures.sent
+                    let counter = match &answer {
+                        Answer::Stored => &figures.sent,
+                        Answer::Duplicate => &figures.duplicate,
+                        Answer::Conflict(_) => &figures.conflict,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     figures
                         .last_success
                         .store(jiff::Timestamp::now().as_second() as u64, Ordering::Relaxed);
-                    info!(school = %school.id, %day, duplicate, "statistics sent to the office");
+                    match answer {
+                        Answer::Conflict(why) => warn!(school = %school.id, %day,
+                            "the office keeps an earlier, different copy of this day; this node's numbers for it changed after it was sent (sending the next days): {why}"),
+                        answer => info!(school = %school.id, %day,
+                            duplicate = matches!(answer, Answer::Duplicate), "statistics sent to the office"),
+                    }
                 }
                 Err(reason) => first_error = Some(format!("school {}, {day}: {reason}", school.id)),
             }
@@ -242,13 +249,26 @@ fn input(db: &Connection, config: &Config, school: &School, day: &str) -> Result
     serde_json::to_vec(&signed).map_err(|e| e.to_string())
 }
 
-/// POSTs one input; `Ok(true)` when the office had it already.
+/// What the office did with a day it answered for: each means the office
+/// has the day, so it is not sent again.
+#[derive(Debug)]
+enum Answer {
+    Stored,
+    /// The office had these numbers already (an answer lost on the way,
+    /// or the day built again after a restart).
+    Duplicate,
+    /// The office keeps another version of the day (409): sending it again
+    /// cannot change that, and must not hold back the days after it.
+    Conflict(String),
+}
+
+/// POSTs one input.
 async fn send(
     client: &reqwest::Client,
     url: &str,
     token: &str,
     body: Vec<u8>,
-) -> Result<bool, String> {
+) -> Result<Answer, String> {
     let response = client
         .post(url)
         .bearer_auth(token)
@@ -261,7 +281,14 @@ async fn send(
     let text = response.text().await.unwrap_or_default();
     if status.is_success() {
         let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        return Ok(answer["status"] == "duplicate");
+        return Ok(if answer["status"] == "duplicate" {
+            Answer::Duplicate
+        } else {
+            Answer::Stored
+        });
+    }
+    if status == reqwest::StatusCode::CONFLICT {
+        return Ok(Answer::Conflict(text.trim().to_string()));
     }
     Err(format!("the office answered {status}: {}", text.trim()))
 }

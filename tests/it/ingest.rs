@@ -9,7 +9,7 @@ use crate::harness::*;
 use edudns::stats::report::Stage;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A TCP proxy to `target` that, while `down`, closes every connection at
@@ -26,6 +26,42 @@ pub(crate) async fn proxy(target: SocketAddr, down: Arc<AtomicBool>) -> SocketAd
             tokio::spawn(async move {
                 if let Ok(mut office) = tokio::net::TcpStream::connect(target).await {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut office).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A TCP proxy to `target` that passes requests on but, while `lose` is
+/// above zero, drops the office's answer to one request (the office kept
+/// the day; the node never hears it) and counts `lose` down.
+pub(crate) async fn lossy_proxy(target: SocketAddr, lose: Arc<AtomicUsize>) -> SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let lose = lose.clone();
+            tokio::spawn(async move {
+                let Ok(mut office) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let losing = lose
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if !losing {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut office).await;
+                    return;
+                }
+                let (mut from_client, _) = client.split();
+                let (mut from_office, mut to_office) = office.split();
+                // The request goes through; the first bytes of the answer
+                // end the connection instead of reaching the node.
+                let mut answer = [0u8; 1];
+                tokio::select! {
+                    _ = tokio::io::copy(&mut from_client, &mut to_office) => {}
+                    _ = from_office.read(&mut answer) => {}
                 }
             });
         }
@@ -418,4 +454,81 @@ async fn the_office_refuses_tampered_inputs_other_keys_second_versions_and_other
         metric(&office, "edudns_ingest_total", &[("result", "refused")]).await,
         8.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_heard_the_office_keep_a_day_sends_it_again_and_it_counts_once() {
+    let office = TestServer::start_with_upstream_addrs(&base_config(""), vec![]).await;
+    let lose = Arc::new(AtomicUsize::new(1));
+    let via = lossy_proxy(office.running.management_addr, lose.clone()).await;
+    let url = format!("http://{via}/api/v1/ingest");
+    let a = node("s1", &url, &office.token("school:s1"), &office).await;
+    for days in [2, 1] {
+        seed(
+            &a,
+            "s1",
+            days,
+            &[("young", "gambling", "blocked", 20 + days)],
+        );
+    }
+    // The office keeps the first day, its answer is lost; the node builds
+    // the day again (a new signature and generated_at) and sends it again:
+    // the office answers "duplicate", the node goes on to the next day.
+    let upload = async |result: &str| {
+        metric(&a, "edudns_statistics_upload_total", &[("result", result)]).await
+    };
+    until("both days confirmed", async || {
+        upload("sent").await + upload("duplicate").await >= 2.0
+    })
+    .await;
+    assert_eq!(lose.load(Ordering::SeqCst), 0, "an answer was lost");
+    assert_eq!(
+        metric(&a, "edudns_statistics_upload_pending_days", &[]).await,
+        0.0
+    );
+    assert!(upload("failed").await >= 1.0);
+    assert_eq!(
+        (upload("sent").await, upload("duplicate").await),
+        (1.0, 1.0)
+    );
+    let ingest =
+        async |result: &str| metric(&office, "edudns_ingest_total", &[("result", result)]).await;
+    assert_eq!(
+        (ingest("stored").await, ingest("duplicate").await),
+        (2.0, 1.0)
+    );
+    let blocked = |office: &TestServer| -> i64 {
+        office
+            .running
+            .store
+            .lock()
+            .unwrap()
+            .connection()
+            .query_row("SELECT SUM(blocked) FROM ingest_days", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(blocked(&office), 22 + 21, "each day once");
+
+    // The node's numbers for the older day change after it was sent, and
+    // its record of sent days is lost: the office keeps its first copy
+    // (409), the node counts the conflict and still sends the days after
+    // it instead of retrying the refused one forever.
+    seed(&a, "s1", 2, &[("teen", "social", "blocked", 5)]);
+    a.running
+        .store
+        .lock()
+        .unwrap()
+        .connection()
+        .execute("DELETE FROM uploads", [])
+        .unwrap();
+    until(
+        "the conflict counted and the next day confirmed",
+        async || upload("conflict").await == 1.0 && upload("duplicate").await == 2.0,
+    )
+    .await;
+    assert_eq!(
+        metric(&a, "edudns_statistics_upload_pending_days", &[]).await,
+        0.0
+    );
+    assert_eq!(blocked(&office), 22 + 21, "the first copy stays");
 }
