@@ -13,7 +13,8 @@
 //! summed over the period and only those counted at least k times listed.
 
 use super::district::{inputs, last_received};
-use crate::stats::report::{self, Count, Report, TOP_DOMAINS, Tally};
+use super::ingest::ensure_schema;
+use crate::stats::report::{self, Count, ListVersion, Report, TOP_DOMAINS, Tally};
 use jiff::civil::Date;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -264,14 +265,56 @@ pub fn top_domains(reports: &[Report], k: u64) -> Vec<DomainTotal> {
     top
 }
 
+/// What one node's latest day named (`ingest_lists`), for a school's row:
+/// the school's name as that day's input gave it and the list versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestDay {
+    pub school: String,
+    pub name: String,
+    pub lists: Vec<ListVersion>,
+}
+
+/// Each school's latest day, one row per node that sent that day, in
+/// (school, node) order: one query over `ingest_lists` (each node's latest
+/// day) and the names of those days, whatever the number of schools.
+pub fn latest_days(db: &Connection) -> rusqlite::Result<Vec<LatestDay>> {
+    ensure_schema(db)?;
+    let mut statement = db.prepare_cached(
+        "WITH latest AS (
+             SELECT s.school AS school, MAX(l.day) AS day
+             FROM ingest_lists l JOIN ingest_sources s ON s.id = l.source
+             GROUP BY s.school
+         )
+         SELECT s.school, d.school_name, l.lists
+         FROM ingest_lists l
+         JOIN ingest_sources s ON s.id = l.source
+         JOIN latest ON latest.school = s.school AND latest.day = l.day
+         LEFT JOIN ingest_days d ON d.source = l.source AND d.day = l.day
+         ORDER BY s.school, s.node",
+    )?;
+    let rows = statement.query_map([], |row| {
+        let school: String = row.get(0)?;
+        let lists: String = row.get(2)?;
+        Ok(LatestDay {
+            name: row
+                .get::<_, Option<String>>(1)?
+                .unwrap_or_else(|| school.clone()),
+            school,
+            lists: serde_json::from_str(&lists).unwrap_or_default(),
+        })
+    })?;
+    rows.collect()
+}
+
 /// Every school: those of `known` (id, name: the office's configuration),
 /// then any other that sent something (`received`: [`last_received`]'s
-/// rows), with what `latest` (the inputs of each school's last day) names.
-/// A school reports when its last day is yesterday or the day before `today`.
+/// rows), with what `latest` (each school's last day: [`latest_days`])
+/// names. A school reports when its last day is yesterday or the day
+/// before `today`.
 pub fn school_statuses(
     known: &[(String, String)],
     received: &[(String, String, String, i64)],
-    latest: &[Report],
+    latest: &[LatestDay],
     today: Date,
 ) -> Vec<SchoolStatus> {
     let mut ids: Vec<String> = known.iter().map(|(id, _)| id.clone()).collect();
@@ -294,12 +337,9 @@ pub fn school_statuses(
                 .max()
                 .and_then(|t| jiff::Timestamp::from_second(t).ok())
                 .map(|t| t.to_string());
-            let inputs: Vec<&Report> = latest
-                .iter()
-                .filter(|r| r.schools.iter().any(|s| s.id == id))
-                .collect();
+            let days: Vec<&LatestDay> = latest.iter().filter(|d| d.school == id).collect();
             let mut list_versions: Vec<ListSummary> = Vec::new();
-            for list in inputs.iter().flat_map(|r| &r.lists) {
+            for list in days.iter().flat_map(|d| &d.lists) {
                 let summary = ListSummary {
                     category: list.category.clone(),
                     entries: list.entries,
@@ -314,13 +354,7 @@ pub fn school_statuses(
                 .iter()
                 .find(|(known, _)| *known == id)
                 .map(|(_, name)| name.clone())
-                .or_else(|| {
-                    inputs
-                        .iter()
-                        .flat_map(|r| &r.schools)
-                        .find(|s| s.id == id)
-                        .map(|s| s.name.clone())
-                })
+                .or_else(|| days.first().map(|d| d.name.clone()))
                 .unwrap_or_else(|| id.clone());
             let reporting = last_day
                 .as_deref()
@@ -350,17 +384,7 @@ pub fn district(
     today: Date,
 ) -> Result<District, rusqlite::Error> {
     let received = last_received(db)?;
-    let mut latest = Vec::new();
-    let mut last_days: BTreeMap<&str, &str> = BTreeMap::new();
-    for (school, _, day, _) in &received {
-        let last = last_days.entry(school).or_insert(day);
-        if day.as_str() > *last {
-            *last = day;
-        }
-    }
-    for (school, day) in last_days {
-        latest.extend(inputs(db, day, day, Some(&[school.to_string()]))?);
-    }
+    let latest = latest_days(db)?;
     let period = inputs(db, &from.to_string(), &to.to_string(), None)?;
     Ok(District {
         blocked_by_day: blocked_by_day(&period, from, to, k),
@@ -575,10 +599,17 @@ mod tests {
             ("s1".into(), "node-b".into(), "2026-12-05".into(), at + 60),
             ("s2".into(), "node-c".into(), "2026-12-04".into(), at),
         ];
-        let latest = [
+        let latest: Vec<LatestDay> = [
             input("s1", "2026-12-06", &[], &[], &[]),
             input("s2", "2026-12-04", &[], &[], &[]),
-        ];
+        ]
+        .into_iter()
+        .map(|r| LatestDay {
+            school: r.schools[0].id.clone(),
+            name: r.schools[0].name.clone(),
+            lists: r.lists,
+        })
+        .collect();
         let today = date("2026-12-07");
         let schools = school_statuses(&known, &received, &latest, today);
         let ids: Vec<_> = schools.iter().map(|s| s.id.as_str()).collect();
@@ -614,6 +645,70 @@ mod tests {
         // The day before yesterday still counts.
         let schools = school_statuses(&known, &received, &latest, date("2026-12-06"));
         assert!(schools[2].reporting);
+    }
+
+    #[test]
+    fn latest_days_are_each_schools_last_day_per_node_in_one_query() {
+        let db = Connection::open_in_memory().unwrap();
+        ensure_schema(&db).unwrap();
+        let list = |sha: &str| {
+            serde_json::to_string(&[ListVersion {
+                category: "gambling".into(),
+                list: "lists/gambling.txt".into(),
+                entries: 2,
+                sha256: sha.into(),
+                loaded_at: String::new(),
+            }])
+            .unwrap()
+        };
+        // s1: node-a and node-b sent day 20; node-c stopped at day 18.
+        // s2: one node, day 19, renamed since day 10.
+        for (id, school, node, day, name, sha) in [
+            (1, "s1", "node-a", 20, "Trường Một", "aaaa"),
+            (2, "s1", "node-b", 20, "Trường Một", "bbbb"),
+            (3, "s1", "node-c", 18, "Trường Một (cũ)", "cccc"),
+            (4, "s2", "node-d", 19, "Trường Hai", "dddd"),
+        ] {
+            db.execute(
+                "INSERT INTO ingest_sources (id, school, node) VALUES (?1, ?2, ?3)",
+                rusqlite::params![id, school, node],
+            )
+            .unwrap();
+            for (d, n) in [(day, name), (10, "Tên cũ")] {
+                db.execute(
+                    "INSERT INTO ingest_days (source, day, received_at, sha256, school_name, timezone,
+                         k, queries, allowed, blocked, safe_search, reviews)
+                     VALUES (?1, ?2, 0, '', ?3, 'UTC', 10, 0, 0, 0, 0, '{}')",
+                    rusqlite::params![id, d, n],
+                )
+                .unwrap();
+            }
+            db.execute(
+                "INSERT INTO ingest_lists (source, day, lists, takedowns) VALUES (?1, ?2, ?3, '[]')",
+                rusqlite::params![id, day, list(sha)],
+            )
+            .unwrap();
+        }
+        let latest = latest_days(&db).unwrap();
+        let got: Vec<(&str, &str, &str)> = latest
+            .iter()
+            .map(|d| {
+                (
+                    d.school.as_str(),
+                    d.name.as_str(),
+                    d.lists[0].sha256.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("s1", "Trường Một", "aaaa"),
+                ("s1", "Trường Một", "bbbb"),
+                ("s2", "Trường Hai", "dddd"),
+            ],
+            "node-c's older day is not the school's latest"
+        );
     }
 
     #[test]
