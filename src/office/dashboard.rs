@@ -11,8 +11,12 @@
 //! seen on some day of the period appear on every day (zero where there was
 //! nothing), and every day of the period appears. Top blocked domains are
 //! summed over the period and only those counted at least k times listed.
+//!
+//! Per school, beside its last report: its nodes' latest heartbeats
+//! ([`super::heartbeat`]): whether the filter is up, the last policy fetch.
 
 use super::district::{inputs, last_received};
+use super::heartbeat::{self, Kept};
 use super::ingest::ensure_schema;
 use crate::stats::report::{self, Count, ListVersion, Report, TOP_DOMAINS, Tally};
 use jiff::civil::Date;
@@ -29,6 +33,13 @@ pub const DEFAULT_DAYS: i64 = 30;
 
 /// The time zone of the office's "yesterday" (the daily send's heartbeat).
 pub const OFFICE_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
+
+/// A heartbeat older than this says nothing of the filter now (the nodes
+/// send one an hour).
+pub const HEARTBEAT_FRESH_SECONDS: i64 = 2 * 3600;
+
+/// Characters of a policy ETag shown (its quotes left out).
+const ETAG_SHOWN: usize = 12;
 
 /// One published number of one day: `count` is null when hidden.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -75,9 +86,18 @@ pub struct ListSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(as = DistrictSchool)]
 pub struct SchoolStatus {
+    /// A heartbeat came within the last 2 hours, and every node that sent
+    /// one in that time said its filter is up (lists loaded, an upstream
+    /// answering); false without a heartbeat (an older node, or none running).
+    pub filter_up: bool,
+    /// When the school's last heartbeat arrived (RFC 3339), or null.
+    pub heartbeat_at: Option<String>,
     pub id: String,
     /// The last day received (the school's local date), or null.
     pub last_day: Option<String>,
+    /// The last `[central]` policy fetch that worked on any of the school's
+    /// nodes, as their heartbeats say (RFC 3339), or null.
+    pub last_policy_fetch: Option<String>,
     /// When the last input arrived (RFC 3339), or null.
     pub last_received_at: Option<String>,
     /// The list versions of the school's latest input (every node's).
@@ -85,6 +105,8 @@ pub struct SchoolStatus {
     pub name: String,
     /// Nodes (statistics databases) that sent for the school.
     pub nodes: usize,
+    /// The first characters of the ETag of the policy that fetch got, or null.
+    pub policy_etag: Option<String>,
     /// The last day received is yesterday or the day before (or later) in
     /// Asia/Ho_Chi_Minh: the daily send is the heartbeat; false for a
     /// school that stopped, or never sent.
@@ -306,19 +328,46 @@ pub fn latest_days(db: &Connection) -> rusqlite::Result<Vec<LatestDay>> {
     rows.collect()
 }
 
+/// What the office received, for [`school_statuses`].
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// [`last_received`]'s rows: (school, node, last day, received at).
+    pub days: &'a [(String, String, String, i64)],
+    /// Each school's last day ([`latest_days`]).
+    pub latest: &'a [LatestDay],
+    /// Every node's latest heartbeat ([`heartbeat::latest`]).
+    pub heartbeats: &'a [Kept],
+}
+
+/// The RFC 3339 text of a Unix time.
+fn rfc3339(seconds: i64) -> Option<String> {
+    jiff::Timestamp::from_second(seconds)
+        .ok()
+        .map(|t| t.to_string())
+}
+
 /// Every school: those of `known` (id, name: the office's configuration),
-/// then any other that sent something (`received`: [`last_received`]'s
-/// rows), with what `latest` (each school's last day: [`latest_days`])
-/// names. A school reports when its last day is yesterday or the day
-/// before `today`.
+/// then any other that sent something, with what `received` says of it. A
+/// school reports when its last day is yesterday or the day before
+/// `today`; its filter is up when its heartbeats of the last 2 hours
+/// before `now` (Unix time) say so.
 pub fn school_statuses(
     known: &[(String, String)],
-    received: &[(String, String, String, i64)],
-    latest: &[LatestDay],
+    received: Received,
     today: Date,
+    now: i64,
 ) -> Vec<SchoolStatus> {
+    let Received {
+        days: received,
+        latest,
+        heartbeats,
+    } = received;
     let mut ids: Vec<String> = known.iter().map(|(id, _)| id.clone()).collect();
-    let others: BTreeSet<&String> = received.iter().map(|(school, ..)| school).collect();
+    let others: BTreeSet<&String> = received
+        .iter()
+        .map(|(school, ..)| school)
+        .chain(heartbeats.iter().map(|h| &h.school))
+        .collect();
     for id in others {
         if !ids.contains(id) {
             ids.push(id.clone());
@@ -331,12 +380,7 @@ pub fn school_statuses(
         .map(|id| {
             let rows: Vec<_> = received.iter().filter(|r| r.0 == id).collect();
             let last_day = rows.iter().map(|r| r.2.clone()).max();
-            let last_received_at = rows
-                .iter()
-                .map(|r| r.3)
-                .max()
-                .and_then(|t| jiff::Timestamp::from_second(t).ok())
-                .map(|t| t.to_string());
+            let last_received_at = rows.iter().map(|r| r.3).max().and_then(rfc3339);
             let days: Vec<&LatestDay> = latest.iter().filter(|d| d.school == id).collect();
             let mut list_versions: Vec<ListSummary> = Vec::new();
             for list in days.iter().flat_map(|d| &d.lists) {
@@ -360,21 +404,41 @@ pub fn school_statuses(
                 .as_deref()
                 .and_then(|d| d.parse::<Date>().ok())
                 .is_some_and(|d| d >= oldest_reporting);
+            let beats: Vec<&Kept> = heartbeats.iter().filter(|h| h.school == id).collect();
+            let fresh: Vec<&&Kept> = beats
+                .iter()
+                .filter(|h| now - h.received_at <= HEARTBEAT_FRESH_SECONDS)
+                .collect();
+            let fetched = beats
+                .iter()
+                .filter(|h| h.last_policy_fetch.is_some())
+                .max_by_key(|h| h.last_policy_fetch);
             SchoolStatus {
+                filter_up: !fresh.is_empty() && fresh.iter().all(|h| h.filter_up),
+                heartbeat_at: beats.iter().map(|h| h.received_at).max().and_then(rfc3339),
                 id,
                 last_day,
+                last_policy_fetch: fetched.and_then(|h| h.last_policy_fetch).and_then(rfc3339),
                 last_received_at,
                 list_versions,
                 name,
                 nodes: rows.len(),
+                policy_etag: fetched.and_then(|h| h.policy_etag.as_deref()).map(|etag| {
+                    etag.trim_start_matches("W/")
+                        .trim_matches('"')
+                        .chars()
+                        .take(ETAG_SHOWN)
+                        .collect()
+                }),
                 reporting,
             }
         })
         .collect()
 }
 
-/// The district's overview of `from..=to` from the office's kept inputs:
-/// every school (`known` and any that sent), the days, the top domains.
+/// The district's overview of `from..=to` from the office's kept inputs
+/// and heartbeats: every school (`known` and any that sent), the days, the
+/// top domains. `today` is the office's date, `now` its Unix time.
 pub fn district(
     db: &Connection,
     known: &[(String, String)],
@@ -382,13 +446,20 @@ pub fn district(
     to: Date,
     k: u64,
     today: Date,
+    now: i64,
 ) -> Result<District, rusqlite::Error> {
-    let received = last_received(db)?;
+    let days = last_received(db)?;
     let latest = latest_days(db)?;
+    let heartbeats = heartbeat::latest(db)?;
     let period = inputs(db, &from.to_string(), &to.to_string(), None)?;
+    let received = Received {
+        days: &days,
+        latest: &latest,
+        heartbeats: &heartbeats,
+    };
     Ok(District {
         blocked_by_day: blocked_by_day(&period, from, to, k),
-        schools: school_statuses(known, &received, &latest, today),
+        schools: school_statuses(known, received, today, now),
         top_blocked_domains: top_domains(&period, k),
     })
 }
@@ -611,7 +682,13 @@ mod tests {
         })
         .collect();
         let today = date("2026-12-07");
-        let schools = school_statuses(&known, &received, &latest, today);
+        let now = at + 86_400;
+        let with = |heartbeats| Received {
+            days: &received,
+            latest: &latest,
+            heartbeats,
+        };
+        let schools = school_statuses(&known, with(&[]), today, now);
         let ids: Vec<_> = schools.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -643,8 +720,60 @@ mod tests {
         let s2 = &schools[2];
         assert_eq!((s2.name.as_str(), s2.reporting), ("Trường s2", false));
         // The day before yesterday still counts.
-        let schools = school_statuses(&known, &received, &latest, date("2026-12-06"));
+        let schools = school_statuses(&known, with(&[]), date("2026-12-06"), now);
         assert!(schools[2].reporting);
+        // Without heartbeats (older nodes) the last report is still there.
+        assert!(!s1.filter_up && s1.heartbeat_at.is_none() && s1.last_policy_fetch.is_none());
+
+        let beat = |school: &str, node: &str, ago: i64, up: bool, fetched: Option<i64>| Kept {
+            school: school.into(),
+            node: node.into(),
+            received_at: now - ago,
+            started_at: now - 86_400,
+            last_policy_fetch: fetched,
+            version: "0.1.0".into(),
+            filter_up: up,
+            policy_etag: fetched.map(|t| format!("\"{t:x}-0123456789abcdef\"")),
+            lists: 2,
+        };
+        let heartbeats = [
+            // s1: node-a up now; node-b down, but three hours ago: stale.
+            beat("s1", "node-a", 600, true, Some(now - 900)),
+            beat("s1", "node-b", 3 * 3600, false, Some(now - 4 * 3600)),
+            // s2: up, but its last heartbeat is three hours old.
+            beat("s2", "node-c", 3 * 3600, true, None),
+            // s4: heartbeats, no day sent yet.
+            beat("s4", "node-d", 60, false, None),
+        ];
+        let schools = school_statuses(&known, with(&heartbeats), today, now);
+        let ids: Vec<_> = schools.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["s1", "s3", "s2", "s4"]);
+        let s1 = &schools[0];
+        assert!(s1.filter_up, "the stale heartbeat of node-b does not count");
+        assert_eq!(s1.heartbeat_at, rfc3339(now - 600));
+        assert_eq!(s1.last_policy_fetch, rfc3339(now - 900), "the latest fetch");
+        assert_eq!(
+            s1.policy_etag,
+            Some(format!("{:x}-012", now - 900)),
+            "12 characters, no quotes"
+        );
+        assert_eq!(s1.last_day.as_deref(), Some("2026-12-06"));
+        assert!(!schools[1].filter_up, "s3: no heartbeat");
+        assert!(!schools[2].filter_up, "s2: none within 2 hours");
+        assert_eq!(schools[2].heartbeat_at, rfc3339(now - 3 * 3600));
+        let s4 = &schools[3];
+        assert_eq!(
+            (s4.filter_up, s4.nodes, s4.last_day.as_deref()),
+            (false, 0, None)
+        );
+        assert!(s4.heartbeat_at.is_some());
+        // One fresh heartbeat saying down makes the school's filter down.
+        let heartbeats = [
+            beat("s1", "node-a", 600, true, None),
+            beat("s1", "node-b", 60, false, None),
+        ];
+        let schools = school_statuses(&known, with(&heartbeats), today, now);
+        assert!(!schools[0].filter_up);
     }
 
     #[test]
