@@ -150,18 +150,23 @@ async fn send_all(
     config: &crate::config::Config,
     upload: &crate::config::UploadConfig,
 ) -> Result<(), String> {
-    let token = std::fs::read_to_string(&upload.token_file).map_err(|e| {
-        format!(
-            "cannot read the token file {}: {e}",
-            upload.token_file.display()
-        )
-    })?;
-    let token = token.trim();
     let node = {
         let store = beat.store.lock().unwrap_or_else(|e| e.into_inner());
         crate::stats::store::database_id(store.connection())
-    }
-    .ok_or("the statistics database has no id")?;
+    };
+    let token = std::fs::read_to_string(&upload.token_file);
+    let (node, token) = match (node, token) {
+        (Some(node), Ok(token)) => (node, token),
+        (None, _) => return Err(failed(beat, "the statistics database has no id".into())),
+        (_, Err(e)) => {
+            let reason = format!(
+                "cannot read the token file {}: {e}",
+                upload.token_file.display()
+            );
+            return Err(failed(beat, reason));
+        }
+    };
+    let token = token.trim();
     let ready = crate::app::ready::readiness(&beat.handler).await;
     let (fetched, etag) = beat.central.last_fetch();
     let mut first_error = None;
@@ -185,12 +190,18 @@ async fn send_all(
                 info!(school = %school.id, filter_up = heartbeat.filter_up, "heartbeat sent to the office");
             }
             Err(reason) => {
-                beat.figures.failed.fetch_add(1, Ordering::Relaxed);
-                first_error.get_or_insert(format!("school {}: {reason}", school.id));
+                let reason = failed(beat, format!("school {}: {reason}", school.id));
+                first_error.get_or_insert(reason);
             }
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Counts a failed heartbeat; gives `reason` back.
+fn failed(beat: &Beat, reason: String) -> String {
+    beat.figures.failed.fetch_add(1, Ordering::Relaxed);
+    reason
 }
 
 async fn send(

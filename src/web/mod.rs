@@ -71,6 +71,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/policy"),
     ("GET", "/api/v1/reports"),
     ("POST", "/api/v1/ingest"),
+    ("POST", "/api/v1/heartbeat"),
     ("GET", "/api/v1/district"),
     ("GET", "/api/v1/dashboard"),
     ("GET", "/api/v1/takedowns"),
