@@ -13,7 +13,8 @@
 //! own task, so it never waits behind the days' backoff, nor they behind it.
 //!
 //! Uses: `config`, `app::ready` (the filter's state), `office::pull` (the
-//! last fetch), `stats::store` (the database id), `lists::download` (HTTP).
+//! last fetch), `office::upload` (the token, the POST), `stats::store` (the
+//! database id), `lists::download` (the HTTP client).
 //! Used by: `app` (started with the service), `web` (`POST /api/v1/heartbeat`
 //! and its figures on `/metrics`), `office::dashboard` (the console's rows).
 
@@ -154,19 +155,11 @@ async fn send_all(
         let store = beat.store.lock().unwrap_or_else(|e| e.into_inner());
         crate::stats::store::database_id(store.connection())
     };
-    let token = std::fs::read_to_string(&upload.token_file);
-    let (node, token) = match (node, token) {
+    let (node, token) = match (node, super::upload::token(upload)) {
         (Some(node), Ok(token)) => (node, token),
         (None, _) => return Err(failed(beat, "the statistics database has no id".into())),
-        (_, Err(e)) => {
-            let reason = format!(
-                "cannot read the token file {}: {e}",
-                upload.token_file.display()
-            );
-            return Err(failed(beat, reason));
-        }
+        (_, Err(reason)) => return Err(failed(beat, reason)),
     };
-    let token = token.trim();
     let ready = crate::app::ready::readiness(&beat.handler).await;
     let (fetched, etag) = beat.central.last_fetch();
     let mut first_error = None;
@@ -181,8 +174,9 @@ async fn send_all(
             policy_etag: etag.clone(),
             lists: ready.lists_loaded as u64,
         };
-        match send(client, &upload.heartbeat_url, token, &heartbeat).await {
-            Ok(()) => {
+        let body = serde_json::to_vec(&heartbeat).unwrap_or_default();
+        match super::upload::post_json(client, &upload.heartbeat_url, &token, body).await {
+            Ok(_) => {
                 beat.figures.sent.fetch_add(1, Ordering::Relaxed);
                 beat.figures
                     .last_success
@@ -202,28 +196,6 @@ async fn send_all(
 fn failed(beat: &Beat, reason: String) -> String {
     beat.figures.failed.fetch_add(1, Ordering::Relaxed);
     reason
-}
-
-async fn send(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    heartbeat: &Heartbeat,
-) -> Result<(), String> {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::to_vec(heartbeat).unwrap_or_default())
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the office: {e}"))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let text = response.text().await.unwrap_or_default();
-    Err(format!("the office answered {status}: {}", text.trim()))
 }
 
 /// Why the office refused a heartbeat; the text is the API's answer.

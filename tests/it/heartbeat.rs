@@ -9,49 +9,24 @@ use crate::harness::*;
 use crate::ingest::{metric, post_to, proxy, until};
 use crate::upstream::TestUpstream;
 use serde_json::{Value, json};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A node whose policy comes from `policy_url` (with the auditor token in
-/// `central_token`) and whose statistics and heartbeats go to `ingest_url`
-/// (with the school token in `upload_token`), every second.
+/// `central_token`, every second: central.rs's node) and whose statistics
+/// and heartbeats go to `ingest_url` (with the school token in
+/// `upload_token`), every second.
 fn node_config(
     policy_url: &str,
-    central_token: &str,
+    central_token: &Path,
     ingest_url: &str,
-    upload_token: &str,
+    upload_token: &Path,
 ) -> String {
     format!(
-        r#"
-[server]
-dns_listen = ["127.0.0.1:0"]
-management_listen = "127.0.0.1:0"
-
-[upstream]
-servers = ["127.0.0.1:1"]
-timeout_ms = 1500
-
-[blocking]
-sinkhole_ipv4 = "10.99.0.1"
-sinkhole_ipv6 = "fd99::1"
-
-[reload]
-watch_interval_secs = 0
-
-[stats]
-database = "state/stats.sqlite"
-
-[central]
-url = "{policy_url}"
-interval = "1s"
-token_file = "{central_token}"
-
-[upload]
-url = "{ingest_url}"
-token_file = "{upload_token}"
-interval = "1s"
-heartbeat_interval = "1s"
-"#
+        "{}\n[upload]\nurl = \"{ingest_url}\"\ntoken_file = \"{}\"\ninterval = \"1s\"\nheartbeat_interval = \"1s\"\n",
+        crate::central::node_config(policy_url, Some(central_token)),
+        upload_token.display()
     )
 }
 
@@ -104,9 +79,9 @@ async fn a_node_heartbeats_to_the_office_which_shows_its_filter_up_and_last_poli
     let node = TestServer::start(
         &node_config(
             &format!("http://{office_api}/api/v1/policy"),
-            &central_token.display().to_string(),
+            &central_token,
             &format!("http://{via}/api/v1/ingest"),
-            &upload_token.display().to_string(),
+            &upload_token,
         ),
         Some(upstream),
     )
