@@ -10,6 +10,7 @@
 //! reloads (`lists::subscriptions`, `office::pull`, `web::admin`) use
 //! `reload::Reloader`.
 
+pub mod ready;
 pub mod reload;
 
 use crate::dns::{DnsServer, Handler, Limits, Upstream};
@@ -97,12 +98,18 @@ pub async fn start_with_clock(
     overrides: Overrides,
     clock: Arc<dyn Clock>,
 ) -> Result<Running, StartError> {
+    let started_at = jiff::Timestamp::now();
     if let ConfigSource::File(path) = &source
         && let Err(error) = crate::office::pull::bootstrap(path).await
     {
         // Without a cached copy the load below says what is missing.
         tracing::error!(%error, "cannot fetch the central policy");
     }
+    // The last [central] fetch (at the start or before): for the heartbeat.
+    let central_figures = Arc::new(match &source {
+        ConfigSource::File(path) => crate::office::pull::CentralFigures::from_cache(path),
+        _ => Default::default(),
+    });
     let (build_source, build_overrides) = (source.clone(), overrides.clone());
     let mut snapshot = tokio::task::spawn_blocking(move || {
         reload::load_snapshot(&build_source, &build_overrides, 1)
@@ -170,9 +177,11 @@ pub async fn start_with_clock(
         reloader: Some(reloader.clone()),
         admin: Arc::new(web::admin::Admin::default()),
         upload: Arc::default(),
+        heartbeat: Arc::default(),
         ingest: Arc::default(),
     };
     let upload_figures = state.upload.clone();
+    let heartbeat_figures = state.heartbeat.clone();
     let (management_addr, management) =
         web::serve_management(config.server.management_listen, state.clone()).await?;
     let sinkhole = web::warning::SinkholeState::new(handler.clone(), store.clone());
@@ -223,11 +232,24 @@ pub async fn start_with_clock(
         reloader.clone(),
         std::time::Duration::from_millis(500),
     ));
-    tasks.spawn(crate::office::pull::run(reloader.clone()));
+    tasks.spawn(crate::office::pull::run(
+        reloader.clone(),
+        central_figures.clone(),
+    ));
     tasks.spawn(crate::office::upload::run(
         handler.snapshot.clone(),
         store.clone(),
         upload_figures,
+    ));
+    // Its own task: a heartbeat never waits behind the days' backoff.
+    tasks.spawn(crate::office::heartbeat::run(
+        crate::office::heartbeat::Beat {
+            handler: handler.clone(),
+            store: store.clone(),
+            central: central_figures,
+            figures: heartbeat_figures,
+            started_at,
+        },
     ));
     tasks.spawn(flusher::run(stats, store.clone(), handler.snapshot.clone()));
     info!(

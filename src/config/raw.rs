@@ -75,6 +75,10 @@ pub struct RawUpload {
     pub token_file: Spanned<String>,
     /// How often pending days are tried (default 1m); failures back off.
     pub interval: Option<Spanned<String>>,
+    /// The office's `POST /api/v1/heartbeat` (default: beside `url`).
+    pub heartbeat_url: Option<Spanned<String>>,
+    /// How often the heartbeat goes (default 1h).
+    pub heartbeat_interval: Option<Spanned<String>>,
 }
 
 /// `[office]`: the education office's own entries, for every school and band.

@@ -297,3 +297,41 @@ fn encrypted_dns_names_the_missing_or_mismatched_pem_file() {
     ));
     assert_eq!(no_files[0].key, "encrypted_dns.certificate", "{no_files:?}");
 }
+
+#[test]
+fn the_heartbeat_goes_beside_the_ingest_url_unless_set() {
+    let upload = |extra: &str| {
+        format!(
+            "{MINIMAL}\n[upload]\nurl = \"https://office.example/api/v1/ingest\"\ntoken_file = \"u.token\"\n{extra}"
+        )
+    };
+    let config = ok(&upload(""));
+    let up = config.upload.unwrap();
+    assert_eq!(up.heartbeat_url, "https://office.example/api/v1/heartbeat");
+    assert_eq!(
+        up.heartbeat_interval,
+        UploadConfig::DEFAULT_HEARTBEAT_INTERVAL
+    );
+    let config = ok(&upload(
+        "heartbeat_url = \"https://beat.example/hb\"\nheartbeat_interval = \"5m\"\n",
+    ));
+    let up = config.upload.unwrap();
+    assert_eq!(up.heartbeat_url, "https://beat.example/hb");
+    assert_eq!(up.heartbeat_interval, std::time::Duration::from_secs(300));
+    assert_eq!(
+        UploadConfig::heartbeat_beside("http://o/api/v1/ingest/").as_deref(),
+        Some("http://o/api/v1/heartbeat")
+    );
+    let text = upload("heartbeat_interval = \"0s\"\n");
+    let found = issues(&text);
+    assert_eq!(found[0].key, "upload.heartbeat_interval", "{found:?}");
+    assert_eq!(found[0].line, line_of(&text, "heartbeat_interval"));
+    // An ingest URL of another shape: the heartbeat's must be given.
+    let text = upload("").replace("/api/v1/ingest", "/upload");
+    let found = issues(&text);
+    assert_eq!(found[0].key, "upload.url", "{found:?}");
+    assert!(
+        found[0].message.contains("upload.heartbeat_url"),
+        "{found:?}"
+    );
+}

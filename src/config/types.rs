@@ -61,16 +61,30 @@ impl CentralConfig {
 }
 
 /// `[upload]` as validated: each closed day's merge input goes to the
-/// office (src/office/upload.rs).
+/// office (src/office/upload.rs), and a heartbeat every
+/// `heartbeat_interval` (src/office/heartbeat.rs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UploadConfig {
     pub url: String,
     pub token_file: PathBuf,
     pub interval: Duration,
+    /// The office's `POST /api/v1/heartbeat` (by default `url` with its
+    /// last path segment `ingest` made `heartbeat`).
+    pub heartbeat_url: String,
+    pub heartbeat_interval: Duration,
 }
 
 impl UploadConfig {
     pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+    pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
+
+    /// The heartbeat URL beside an ingest URL: its last path segment
+    /// `ingest` (a trailing `/` aside) made `heartbeat`; `None` when the
+    /// URL does not end so.
+    pub fn heartbeat_beside(ingest_url: &str) -> Option<String> {
+        let base = ingest_url.trim_end_matches('/').strip_suffix("/ingest")?;
+        Some(format!("{base}/heartbeat"))
+    }
 }
 
 /// `[office]`.

@@ -11,9 +11,14 @@
 //! seen on some day of the period appear on every day (zero where there was
 //! nothing), and every day of the period appears. Top blocked domains are
 //! summed over the period and only those counted at least k times listed.
+//!
+//! Per school, beside its last report: its nodes' latest heartbeats
+//! ([`super::heartbeat`]): whether the filter is up, the last policy fetch.
 
 use super::district::{inputs, last_received};
-use crate::stats::report::{self, Count, Report, TOP_DOMAINS, Tally};
+use super::heartbeat::{self, Kept};
+use super::ingest::ensure_schema;
+use crate::stats::report::{self, Count, ListVersion, Report, TOP_DOMAINS, Tally};
 use jiff::civil::Date;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -28,6 +33,13 @@ pub const DEFAULT_DAYS: i64 = 30;
 
 /// The time zone of the office's "yesterday" (the daily send's heartbeat).
 pub const OFFICE_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
+
+/// A heartbeat older than this says nothing of the filter now (the nodes
+/// send one an hour).
+pub const HEARTBEAT_FRESH_SECONDS: i64 = 2 * 3600;
+
+/// Characters of a policy ETag shown (its quotes left out).
+const ETAG_SHOWN: usize = 12;
 
 /// One published number of one day: `count` is null when hidden.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -74,9 +86,18 @@ pub struct ListSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(as = DistrictSchool)]
 pub struct SchoolStatus {
+    /// A heartbeat came within the last 2 hours, and every node that sent
+    /// one in that time said its filter is up (lists loaded, an upstream
+    /// answering); false without a heartbeat (an older node, or none running).
+    pub filter_up: bool,
+    /// When the school's last heartbeat arrived (RFC 3339), or null.
+    pub heartbeat_at: Option<String>,
     pub id: String,
     /// The last day received (the school's local date), or null.
     pub last_day: Option<String>,
+    /// The last `[central]` policy fetch that worked on any of the school's
+    /// nodes, as their heartbeats say (RFC 3339), or null.
+    pub last_policy_fetch: Option<String>,
     /// When the last input arrived (RFC 3339), or null.
     pub last_received_at: Option<String>,
     /// The list versions of the school's latest input (every node's).
@@ -84,6 +105,8 @@ pub struct SchoolStatus {
     pub name: String,
     /// Nodes (statistics databases) that sent for the school.
     pub nodes: usize,
+    /// The first characters of the ETag of the policy that fetch got, or null.
+    pub policy_etag: Option<String>,
     /// The last day received is yesterday or the day before (or later) in
     /// Asia/Ho_Chi_Minh: the daily send is the heartbeat; false for a
     /// school that stopped, or never sent.
@@ -264,18 +287,87 @@ pub fn top_domains(reports: &[Report], k: u64) -> Vec<DomainTotal> {
     top
 }
 
+/// What one node's latest day named (`ingest_lists`), for a school's row:
+/// the school's name as that day's input gave it and the list versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestDay {
+    pub school: String,
+    pub name: String,
+    pub lists: Vec<ListVersion>,
+}
+
+/// Each school's latest day, one row per node that sent that day, in
+/// (school, node) order: one query over `ingest_lists` (each node's latest
+/// day) and the names of those days, whatever the number of schools.
+pub fn latest_days(db: &Connection) -> rusqlite::Result<Vec<LatestDay>> {
+    ensure_schema(db)?;
+    let mut statement = db.prepare_cached(
+        "WITH latest AS (
+             SELECT s.school AS school, MAX(l.day) AS day
+             FROM ingest_lists l JOIN ingest_sources s ON s.id = l.source
+             GROUP BY s.school
+         )
+         SELECT s.school, d.school_name, l.lists
+         FROM ingest_lists l
+         JOIN ingest_sources s ON s.id = l.source
+         JOIN latest ON latest.school = s.school AND latest.day = l.day
+         LEFT JOIN ingest_days d ON d.source = l.source AND d.day = l.day
+         ORDER BY s.school, s.node",
+    )?;
+    let rows = statement.query_map([], |row| {
+        let school: String = row.get(0)?;
+        let lists: String = row.get(2)?;
+        Ok(LatestDay {
+            name: row
+                .get::<_, Option<String>>(1)?
+                .unwrap_or_else(|| school.clone()),
+            school,
+            lists: serde_json::from_str(&lists).unwrap_or_default(),
+        })
+    })?;
+    rows.collect()
+}
+
+/// What the office received, for [`school_statuses`].
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// [`last_received`]'s rows: (school, node, last day, received at).
+    pub days: &'a [(String, String, String, i64)],
+    /// Each school's last day ([`latest_days`]).
+    pub latest: &'a [LatestDay],
+    /// Every node's latest heartbeat ([`heartbeat::latest`]).
+    pub heartbeats: &'a [Kept],
+}
+
+/// The RFC 3339 text of a Unix time.
+fn rfc3339(seconds: i64) -> Option<String> {
+    jiff::Timestamp::from_second(seconds)
+        .ok()
+        .map(|t| t.to_string())
+}
+
 /// Every school: those of `known` (id, name: the office's configuration),
-/// then any other that sent something (`received`: [`last_received`]'s
-/// rows), with what `latest` (the inputs of each school's last day) names.
-/// A school reports when its last day is yesterday or the day before `today`.
+/// then any other that sent something, with what `received` says of it. A
+/// school reports when its last day is yesterday or the day before
+/// `today`; its filter is up when its heartbeats of the last 2 hours
+/// before `now` (Unix time) say so.
 pub fn school_statuses(
     known: &[(String, String)],
-    received: &[(String, String, String, i64)],
-    latest: &[Report],
+    received: Received,
     today: Date,
+    now: i64,
 ) -> Vec<SchoolStatus> {
+    let Received {
+        days: received,
+        latest,
+        heartbeats,
+    } = received;
     let mut ids: Vec<String> = known.iter().map(|(id, _)| id.clone()).collect();
-    let others: BTreeSet<&String> = received.iter().map(|(school, ..)| school).collect();
+    let others: BTreeSet<&String> = received
+        .iter()
+        .map(|(school, ..)| school)
+        .chain(heartbeats.iter().map(|h| &h.school))
+        .collect();
     for id in others {
         if !ids.contains(id) {
             ids.push(id.clone());
@@ -288,18 +380,10 @@ pub fn school_statuses(
         .map(|id| {
             let rows: Vec<_> = received.iter().filter(|r| r.0 == id).collect();
             let last_day = rows.iter().map(|r| r.2.clone()).max();
-            let last_received_at = rows
-                .iter()
-                .map(|r| r.3)
-                .max()
-                .and_then(|t| jiff::Timestamp::from_second(t).ok())
-                .map(|t| t.to_string());
-            let inputs: Vec<&Report> = latest
-                .iter()
-                .filter(|r| r.schools.iter().any(|s| s.id == id))
-                .collect();
+            let last_received_at = rows.iter().map(|r| r.3).max().and_then(rfc3339);
+            let days: Vec<&LatestDay> = latest.iter().filter(|d| d.school == id).collect();
             let mut list_versions: Vec<ListSummary> = Vec::new();
-            for list in inputs.iter().flat_map(|r| &r.lists) {
+            for list in days.iter().flat_map(|d| &d.lists) {
                 let summary = ListSummary {
                     category: list.category.clone(),
                     entries: list.entries,
@@ -314,33 +398,47 @@ pub fn school_statuses(
                 .iter()
                 .find(|(known, _)| *known == id)
                 .map(|(_, name)| name.clone())
-                .or_else(|| {
-                    inputs
-                        .iter()
-                        .flat_map(|r| &r.schools)
-                        .find(|s| s.id == id)
-                        .map(|s| s.name.clone())
-                })
+                .or_else(|| days.first().map(|d| d.name.clone()))
                 .unwrap_or_else(|| id.clone());
             let reporting = last_day
                 .as_deref()
                 .and_then(|d| d.parse::<Date>().ok())
                 .is_some_and(|d| d >= oldest_reporting);
+            let beats: Vec<&Kept> = heartbeats.iter().filter(|h| h.school == id).collect();
+            let fresh: Vec<&&Kept> = beats
+                .iter()
+                .filter(|h| now - h.received_at <= HEARTBEAT_FRESH_SECONDS)
+                .collect();
+            let fetched = beats
+                .iter()
+                .filter(|h| h.last_policy_fetch.is_some())
+                .max_by_key(|h| h.last_policy_fetch);
             SchoolStatus {
+                filter_up: !fresh.is_empty() && fresh.iter().all(|h| h.filter_up),
+                heartbeat_at: beats.iter().map(|h| h.received_at).max().and_then(rfc3339),
                 id,
                 last_day,
+                last_policy_fetch: fetched.and_then(|h| h.last_policy_fetch).and_then(rfc3339),
                 last_received_at,
                 list_versions,
                 name,
                 nodes: rows.len(),
+                policy_etag: fetched.and_then(|h| h.policy_etag.as_deref()).map(|etag| {
+                    etag.trim_start_matches("W/")
+                        .trim_matches('"')
+                        .chars()
+                        .take(ETAG_SHOWN)
+                        .collect()
+                }),
                 reporting,
             }
         })
         .collect()
 }
 
-/// The district's overview of `from..=to` from the office's kept inputs:
-/// every school (`known` and any that sent), the days, the top domains.
+/// The district's overview of `from..=to` from the office's kept inputs
+/// and heartbeats: every school (`known` and any that sent), the days, the
+/// top domains. `today` is the office's date, `now` its Unix time.
 pub fn district(
     db: &Connection,
     known: &[(String, String)],
@@ -348,23 +446,20 @@ pub fn district(
     to: Date,
     k: u64,
     today: Date,
+    now: i64,
 ) -> Result<District, rusqlite::Error> {
-    let received = last_received(db)?;
-    let mut latest = Vec::new();
-    let mut last_days: BTreeMap<&str, &str> = BTreeMap::new();
-    for (school, _, day, _) in &received {
-        let last = last_days.entry(school).or_insert(day);
-        if day.as_str() > *last {
-            *last = day;
-        }
-    }
-    for (school, day) in last_days {
-        latest.extend(inputs(db, day, day, Some(&[school.to_string()]))?);
-    }
+    let days = last_received(db)?;
+    let latest = latest_days(db)?;
+    let heartbeats = heartbeat::latest(db)?;
     let period = inputs(db, &from.to_string(), &to.to_string(), None)?;
+    let received = Received {
+        days: &days,
+        latest: &latest,
+        heartbeats: &heartbeats,
+    };
     Ok(District {
         blocked_by_day: blocked_by_day(&period, from, to, k),
-        schools: school_statuses(known, &received, &latest, today),
+        schools: school_statuses(known, received, today, now),
         top_blocked_domains: top_domains(&period, k),
     })
 }
@@ -575,12 +670,25 @@ mod tests {
             ("s1".into(), "node-b".into(), "2026-12-05".into(), at + 60),
             ("s2".into(), "node-c".into(), "2026-12-04".into(), at),
         ];
-        let latest = [
+        let latest: Vec<LatestDay> = [
             input("s1", "2026-12-06", &[], &[], &[]),
             input("s2", "2026-12-04", &[], &[], &[]),
-        ];
+        ]
+        .into_iter()
+        .map(|r| LatestDay {
+            school: r.schools[0].id.clone(),
+            name: r.schools[0].name.clone(),
+            lists: r.lists,
+        })
+        .collect();
         let today = date("2026-12-07");
-        let schools = school_statuses(&known, &received, &latest, today);
+        let now = at + 86_400;
+        let with = |heartbeats| Received {
+            days: &received,
+            latest: &latest,
+            heartbeats,
+        };
+        let schools = school_statuses(&known, with(&[]), today, now);
         let ids: Vec<_> = schools.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -612,8 +720,124 @@ mod tests {
         let s2 = &schools[2];
         assert_eq!((s2.name.as_str(), s2.reporting), ("Trường s2", false));
         // The day before yesterday still counts.
-        let schools = school_statuses(&known, &received, &latest, date("2026-12-06"));
+        let schools = school_statuses(&known, with(&[]), date("2026-12-06"), now);
         assert!(schools[2].reporting);
+        // Without heartbeats (older nodes) the last report is still there.
+        assert!(!s1.filter_up && s1.heartbeat_at.is_none() && s1.last_policy_fetch.is_none());
+
+        let beat = |school: &str, node: &str, ago: i64, up: bool, fetched: Option<i64>| Kept {
+            school: school.into(),
+            node: node.into(),
+            received_at: now - ago,
+            started_at: now - 86_400,
+            last_policy_fetch: fetched,
+            version: "0.1.0".into(),
+            filter_up: up,
+            policy_etag: fetched.map(|t| format!("\"{t:x}-0123456789abcdef\"")),
+            lists: 2,
+        };
+        let heartbeats = [
+            // s1: node-a up now; node-b down, but three hours ago: stale.
+            beat("s1", "node-a", 600, true, Some(now - 900)),
+            beat("s1", "node-b", 3 * 3600, false, Some(now - 4 * 3600)),
+            // s2: up, but its last heartbeat is three hours old.
+            beat("s2", "node-c", 3 * 3600, true, None),
+            // s4: heartbeats, no day sent yet.
+            beat("s4", "node-d", 60, false, None),
+        ];
+        let schools = school_statuses(&known, with(&heartbeats), today, now);
+        let ids: Vec<_> = schools.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["s1", "s3", "s2", "s4"]);
+        let s1 = &schools[0];
+        assert!(s1.filter_up, "the stale heartbeat of node-b does not count");
+        assert_eq!(s1.heartbeat_at, rfc3339(now - 600));
+        assert_eq!(s1.last_policy_fetch, rfc3339(now - 900), "the latest fetch");
+        assert_eq!(
+            s1.policy_etag,
+            Some(format!("{:x}-012", now - 900)),
+            "12 characters, no quotes"
+        );
+        assert_eq!(s1.last_day.as_deref(), Some("2026-12-06"));
+        assert!(!schools[1].filter_up, "s3: no heartbeat");
+        assert!(!schools[2].filter_up, "s2: none within 2 hours");
+        assert_eq!(schools[2].heartbeat_at, rfc3339(now - 3 * 3600));
+        let s4 = &schools[3];
+        assert_eq!(
+            (s4.filter_up, s4.nodes, s4.last_day.as_deref()),
+            (false, 0, None)
+        );
+        assert!(s4.heartbeat_at.is_some());
+        // One fresh heartbeat saying down makes the school's filter down.
+        let heartbeats = [
+            beat("s1", "node-a", 600, true, None),
+            beat("s1", "node-b", 60, false, None),
+        ];
+        let schools = school_statuses(&known, with(&heartbeats), today, now);
+        assert!(!schools[0].filter_up);
+    }
+
+    #[test]
+    fn latest_days_are_each_schools_last_day_per_node_in_one_query() {
+        let db = Connection::open_in_memory().unwrap();
+        ensure_schema(&db).unwrap();
+        let list = |sha: &str| {
+            serde_json::to_string(&[ListVersion {
+                category: "gambling".into(),
+                list: "lists/gambling.txt".into(),
+                entries: 2,
+                sha256: sha.into(),
+                loaded_at: String::new(),
+            }])
+            .unwrap()
+        };
+        // s1: node-a and node-b sent day 20; node-c stopped at day 18.
+        // s2: one node, day 19, renamed since day 10.
+        for (id, school, node, day, name, sha) in [
+            (1, "s1", "node-a", 20, "Trường Một", "aaaa"),
+            (2, "s1", "node-b", 20, "Trường Một", "bbbb"),
+            (3, "s1", "node-c", 18, "Trường Một (cũ)", "cccc"),
+            (4, "s2", "node-d", 19, "Trường Hai", "dddd"),
+        ] {
+            db.execute(
+                "INSERT INTO ingest_sources (id, school, node) VALUES (?1, ?2, ?3)",
+                rusqlite::params![id, school, node],
+            )
+            .unwrap();
+            for (d, n) in [(day, name), (10, "Tên cũ")] {
+                db.execute(
+                    "INSERT INTO ingest_days (source, day, received_at, sha256, school_name, timezone,
+                         k, queries, allowed, blocked, safe_search, reviews)
+                     VALUES (?1, ?2, 0, '', ?3, 'UTC', 10, 0, 0, 0, 0, '{}')",
+                    rusqlite::params![id, d, n],
+                )
+                .unwrap();
+            }
+            db.execute(
+                "INSERT INTO ingest_lists (source, day, lists, takedowns) VALUES (?1, ?2, ?3, '[]')",
+                rusqlite::params![id, day, list(sha)],
+            )
+            .unwrap();
+        }
+        let latest = latest_days(&db).unwrap();
+        let got: Vec<(&str, &str, &str)> = latest
+            .iter()
+            .map(|d| {
+                (
+                    d.school.as_str(),
+                    d.name.as_str(),
+                    d.lists[0].sha256.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("s1", "Trường Một", "aaaa"),
+                ("s1", "Trường Một", "bbbb"),
+                ("s2", "Trường Hai", "dddd"),
+            ],
+            "node-c's older day is not the school's latest"
+        );
     }
 
     #[test]

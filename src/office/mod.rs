@@ -1,7 +1,8 @@
 //! The education office's side of a node, both ways: the policy comes
 //! down ([`pull`]: conditional GET of `[central] url`, validate, swap), the
 //! statistics go up ([`upload`]: each closed day's signed merge input to
-//! `[upload] url`), and an office keeps what its schools send and merges
+//! `[upload] url`, with a [`heartbeat`] every hour whatever is pending),
+//! and an office keeps what its schools send and merges
 //! district reports from it ([`ingest`] keeps, [`district`] reads); the
 //! console's overview sums the same inputs per day and per school
 //! ([`dashboard`], which uses `district`).
@@ -10,20 +11,27 @@
 //! swap a new policy in), `lists::download` (HTTP), `stats` (reports,
 //! signatures, the database), `snapshot` (the configuration in force).
 //! Used by: `app` (started with the service), `web` (`/api/v1/ingest`,
+//! `/api/v1/heartbeat`,
 //! district reports, `/api/v1/district` and `/dashboard`, metrics), `cli`
 //! (district reports).
 
 pub mod dashboard;
 pub mod district;
+pub mod heartbeat;
 pub mod ingest;
 pub mod pull;
 pub mod upload;
 
 use std::sync::atomic::Ordering;
 
-/// The statistics upload's and ingest's lines of `/metrics` (counters that
-/// start with the process; labels are bounded: a result, never a school).
-pub fn exposition(upload: &upload::UploadFigures, ingest: &ingest::IngestFigures) -> String {
+/// The statistics upload's, heartbeat's and ingest's lines of `/metrics`
+/// (counters that start with the process; labels are bounded: a result,
+/// never a school).
+pub fn exposition(
+    upload: &upload::UploadFigures,
+    heartbeat: &heartbeat::HeartbeatFigures,
+    ingest: &ingest::IngestFigures,
+) -> String {
     let get = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     format!(
         "# HELP edudns_statistics_upload_total Days of statistics this node sent to the office, by result (sent; duplicate: the office had it; conflict: the office keeps another version of the day; failed: tries that failed).
@@ -43,6 +51,14 @@ edudns_statistics_upload_last_success_timestamp_seconds {}
 edudns_ingest_total{{result=\"stored\"}} {}
 edudns_ingest_total{{result=\"duplicate\"}} {}
 edudns_ingest_total{{result=\"refused\"}} {}
+# HELP edudns_statistics_heartbeat_total Heartbeats this node sent to the office, by result (sent; failed: the office unreachable or refusing).
+# TYPE edudns_statistics_heartbeat_total counter
+edudns_statistics_heartbeat_total{{result=\"sent\"}} {}
+edudns_statistics_heartbeat_total{{result=\"failed\"}} {}
+# HELP edudns_heartbeat_received_total Heartbeats schools sent to this office, by result (stored; refused: role, school or body).
+# TYPE edudns_heartbeat_received_total counter
+edudns_heartbeat_received_total{{result=\"stored\"}} {}
+edudns_heartbeat_received_total{{result=\"refused\"}} {}
 ",
         get(&upload.sent),
         get(&upload.duplicate),
@@ -53,5 +69,9 @@ edudns_ingest_total{{result=\"refused\"}} {}
         get(&ingest.stored),
         get(&ingest.duplicate),
         get(&ingest.refused),
+        get(&heartbeat.sent),
+        get(&heartbeat.failed),
+        get(&heartbeat.stored),
+        get(&heartbeat.refused),
     )
 }

@@ -8,13 +8,18 @@
 //! it — otherwise the previous copy is put back. An invalid or unreachable
 //! policy never touches the running one: it is logged with its line and
 //! counted in `edudns_central_policy_fetches_total{result}`.
+//!
+//! The last fetch that worked (a new policy in force, or 304) and the ETag
+//! of the policy in force are kept in [`CentralFigures`], which the
+//! heartbeat to the office reads (`office::heartbeat`).
 
 use crate::app::reload::Reloader;
 use crate::config::central::{CentralRef, central_ref, parse_with_policy};
 use crate::config::{ConfigError, ListRoot};
 use crate::lists::download::{self, Fetched, Meta, Rejected};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -29,6 +34,57 @@ pub enum Outcome {
     Updated,
     /// The office said 304: the cached copy is current.
     NotModified,
+}
+
+/// The last fetch that worked, for the heartbeat (`office::heartbeat`).
+#[derive(Debug, Default)]
+pub struct CentralFigures {
+    /// Unix time of the last fetch that worked (200 in force, or 304); 0: never.
+    last_success: AtomicI64,
+    /// The ETag of the policy in force, when the office sent one.
+    etag: Mutex<Option<String>>,
+}
+
+impl CentralFigures {
+    /// A fetch that worked at `at` (Unix time); `etag` is the policy's in force.
+    pub fn record(&self, at: i64, etag: Option<String>) {
+        *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = etag;
+        self.last_success.store(at, Ordering::Relaxed);
+    }
+
+    /// (when the last fetch worked, the ETag in force); `None` before any.
+    pub fn last_fetch(&self) -> (Option<jiff::Timestamp>, Option<String>) {
+        let at = self.last_success.load(Ordering::Relaxed);
+        if at == 0 {
+            return (None, None);
+        }
+        let etag = self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        (jiff::Timestamp::from_second(at).ok(), etag)
+    }
+
+    /// What the cached copy's validators say of the last fetch that put a
+    /// policy in force (the start's, or a previous run's), so a restarted
+    /// node does not report "never"; empty without `[central]` or a copy.
+    pub fn from_cache(config_path: &Path) -> CentralFigures {
+        let figures = CentralFigures::default();
+        let Ok(local) = std::fs::read_to_string(config_path) else {
+            return figures;
+        };
+        let base_dir = config_path.parent().unwrap_or(Path::new("."));
+        let Some(central) = central_ref(&local, base_dir) else {
+            return figures;
+        };
+        if !central.cache_file.exists() {
+            return figures;
+        }
+        let meta = download::read_meta(&central.cache_file);
+        if let Some(at) = meta.last_success {
+            // After a refused document the validators are the refused one's.
+            let etag = meta.etag.filter(|_| meta.last_error.is_none());
+            figures.record(at, etag);
+        }
+        figures
+    }
 }
 
 /// Why a fetch changed nothing.
@@ -217,8 +273,11 @@ pub async fn bootstrap(config_path: &Path) -> Result<(), CentralError> {
 }
 
 /// One refresh of a running node: fetch, validate, cache, reload; the
-/// previous copy is restored when the reload fails.
-pub async fn refresh(reloader: &Arc<Reloader>) -> Result<Option<Outcome>, CentralError> {
+/// previous copy is restored when the reload fails. With the outcome, the
+/// ETag of the policy now in force.
+pub async fn refresh(
+    reloader: &Arc<Reloader>,
+) -> Result<Option<(Outcome, Option<String>)>, CentralError> {
     let Some(config_path) = reloader.config_path().map(Path::to_path_buf) else {
         return Ok(None);
     };
@@ -232,7 +291,7 @@ pub async fn refresh(reloader: &Arc<Reloader>) -> Result<Option<Outcome>, Centra
     };
     let (text, meta) = fetch_valid(&config_path, &local, &central).await?;
     let Some(text) = text else {
-        return Ok(Some(Outcome::NotModified));
+        return Ok(Some((Outcome::NotModified, meta.etag)));
     };
     let previous = std::fs::read_to_string(&central.cache_file).ok();
     write_cache(&central, &text)?;
@@ -256,13 +315,15 @@ pub async fn refresh(reloader: &Arc<Reloader>) -> Result<Option<Outcome>, Centra
             reason,
         });
     }
+    let etag = meta.etag.clone();
     record_success(&central, meta);
-    Ok(Some(Outcome::Updated))
+    Ok(Some((Outcome::Updated, etag)))
 }
 
 /// Refreshes every `central.interval` (read from the configuration in
-/// force, so a reload can change it), forever.
-pub async fn run(reloader: Arc<Reloader>) {
+/// force, so a reload can change it), forever; each fetch that works is
+/// recorded in `figures`.
+pub async fn run(reloader: Arc<Reloader>, figures: Arc<CentralFigures>) {
     loop {
         let interval = reloader
             .handler
@@ -281,7 +342,8 @@ pub async fn run(reloader: Arc<Reloader>) {
         let stats = &reloader.handler.stats;
         match refresh(&reloader).await {
             Ok(None) => {}
-            Ok(Some(outcome)) => {
+            Ok(Some((outcome, etag))) => {
+                figures.record(now(), etag);
                 let label = match outcome {
                     Outcome::Updated => "updated",
                     Outcome::NotModified => "not_modified",

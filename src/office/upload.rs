@@ -121,13 +121,7 @@ async fn pass(
     store: &SharedStore,
     figures: &UploadFigures,
 ) -> Result<(), String> {
-    let token = std::fs::read_to_string(&upload.token_file).map_err(|e| {
-        format!(
-            "cannot read the token file {}: {e}",
-            upload.token_file.display()
-        )
-    })?;
-    let token = token.trim().to_string();
+    let token = token(upload)?;
     let mut pending_total = 0u64;
     let mut first_error = None;
     for school in &config.schools {
@@ -171,6 +165,18 @@ async fn pass(
     }
     figures.pending.store(pending_total, Ordering::Relaxed);
     first_error.map_or(Ok(()), Err)
+}
+
+/// The school's token from `token_file` (the heartbeat's too).
+pub(super) fn token(upload: &UploadConfig) -> Result<String, String> {
+    std::fs::read_to_string(&upload.token_file)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| {
+            format!(
+                "cannot read the token file {}: {e}",
+                upload.token_file.display()
+            )
+        })
 }
 
 /// The closed days of `school` not yet confirmed, oldest first.
@@ -269,16 +275,7 @@ async fn send(
     token: &str,
     body: Vec<u8>,
 ) -> Result<Answer, String> {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the office: {e}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    let (status, text) = post(client, url, token, body).await?;
     if status.is_success() {
         let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         return Ok(if answer["status"] == "duplicate" {
@@ -291,4 +288,38 @@ async fn send(
         return Ok(Answer::Conflict(text.trim().to_string()));
     }
     Err(format!("the office answered {status}: {}", text.trim()))
+}
+
+/// POSTs a JSON body to the office with the school's token: the answer's
+/// text when it is a success, else why not (the heartbeat's).
+pub(super) async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> Result<String, String> {
+    let (status, text) = post(client, url, token, body).await?;
+    if status.is_success() {
+        return Ok(text);
+    }
+    Err(format!("the office answered {status}: {}", text.trim()))
+}
+
+/// POSTs a JSON body with the school's token: the answer's status and text.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> Result<(reqwest::StatusCode, String), String> {
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the office: {e}"))?;
+    let status = response.status();
+    Ok((status, response.text().await.unwrap_or_default()))
 }

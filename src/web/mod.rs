@@ -71,6 +71,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/policy"),
     ("GET", "/api/v1/reports"),
     ("POST", "/api/v1/ingest"),
+    ("POST", "/api/v1/heartbeat"),
     ("GET", "/api/v1/district"),
     ("GET", "/api/v1/dashboard"),
     ("GET", "/api/v1/takedowns"),
@@ -82,8 +83,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
 /// `#[utoipa::path]` operation and schemas to the document in one step.
 fn api() -> OpenApiRouter<AppState> {
     use admin::{
-        allowances, audit, auth, bands, config, dashboard, explain, ingest, lists, office, reports,
-        reviews, schools, takedowns,
+        allowances, audit, auth, bands, config, dashboard, explain, heartbeat, ingest, lists,
+        office, reports, reviews, schools, takedowns,
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(openapi_json))
@@ -110,6 +111,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(office::policy))
         .routes(routes!(reports::reports))
         .routes(routes!(ingest::ingest))
+        .routes(routes!(heartbeat::heartbeat))
         .routes(routes!(dashboard::district))
         .routes(routes!(dashboard::school_dashboard))
         .routes(routes!(
@@ -323,7 +325,11 @@ async fn metrics(
             encrypted: upstream.encrypted_figures(),
         },
     );
-    body.push_str(&crate::office::exposition(&state.upload, &state.ingest));
+    body.push_str(&crate::office::exposition(
+        &state.upload,
+        &state.heartbeat,
+        &state.ingest,
+    ));
     (
         [(
             header::CONTENT_TYPE,
@@ -340,56 +346,31 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// An upstream answer younger than this makes `/readyz` skip its own probe.
-const READY_UPSTREAM_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// `GET /readyz`: 200 when every category has at least one list loaded and
-/// an upstream answered within the last 30 s (or answers a probe now);
-/// otherwise 503. The JSON body says which part is not ready. No token: a
-/// load balancer or kubelet asks, and the body holds no personal data.
+/// an upstream answered within the last 30 s (or answers a probe now):
+/// [`crate::app::ready`]; otherwise 503. The JSON body says which part is
+/// not ready. No token: a load balancer or kubelet asks, and the body holds
+/// no personal data.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let snapshot = state.handler.snapshot.load_full();
-    let config = &snapshot.config;
-    let mut missing_lists = Vec::new();
-    let mut empty_categories = Vec::new();
-    for (index, category) in config.categories.iter().enumerate() {
-        let mut any = false;
-        for spec in &category.lists {
-            if snapshot.loaded_list(index, &spec.display).is_some() {
-                any = true;
-            } else {
-                missing_lists.push(format!("{}: {}", category.id, spec.display));
-            }
-        }
-        if !any && !category.lists.is_empty() {
-            empty_categories.push(category.id.clone());
-        }
-    }
-    let upstream = state.handler.upstream.load_full();
-    let (reachable, age, error) = match upstream.last_answer_age() {
-        Some(age) if age < READY_UPSTREAM_FRESH => (true, Some(age), None),
-        _ => match upstream.probe().await {
-            Ok(_) => (true, Some(std::time::Duration::ZERO), None),
-            Err(e) => (false, upstream.last_answer_age(), Some(e)),
-        },
-    };
-    let ready = empty_categories.is_empty() && reachable;
+    let check = crate::app::ready::readiness(&state.handler).await;
+    let ready = check.ready();
     let body = serde_json::json!({
         "ready": ready,
-        "generation": snapshot.generation,
+        "generation": check.generation,
         "lists": {
-            "loaded": snapshot.lists_loaded.len(),
-            "missing": missing_lists,
-            "categories_without_lists": empty_categories,
+            "loaded": check.lists_loaded,
+            "missing": check.missing_lists,
+            "categories_without_lists": check.categories_without_lists,
         },
         "upstream": {
-            "reachable": reachable,
-            "last_answer_seconds_ago": age.map(|a| a.as_secs()),
-            "error": error,
+            "reachable": check.upstream_reachable,
+            "last_answer_seconds_ago": check.upstream_last_answer.map(|a| a.as_secs()),
+            "error": check.upstream_error,
         },
         // Informational: an office that cannot be reached does not make
         // the filter unready.
         "statistics_upload": state.upload.status(),
+        "heartbeat": state.heartbeat.status(),
     });
     let status = if ready {
         StatusCode::OK

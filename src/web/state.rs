@@ -19,6 +19,9 @@ pub struct AppState {
     pub admin: Arc<Admin>,
     /// What this node's statistics upload did (`[upload]`).
     pub upload: Arc<crate::office::upload::UploadFigures>,
+    /// What this node's heartbeat sent, and what this office received on
+    /// `/api/v1/heartbeat`.
+    pub heartbeat: Arc<crate::office::heartbeat::HeartbeatFigures>,
     /// What this office received on `/api/v1/ingest`.
     pub ingest: Arc<crate::office::ingest::IngestFigures>,
 }

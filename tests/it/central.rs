@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A node's own file: machine settings only, the policy from `url`.
-fn node_config(url: &str, token_file: Option<&Path>) -> String {
+pub(crate) fn node_config(url: &str, token_file: Option<&Path>) -> String {
     let token = token_file
         .map(|p| format!("token_file = \"{}\"\n", p.display()))
         .unwrap_or_default();

@@ -212,11 +212,19 @@ async fn the_district_sums_what_the_schools_sent_per_day_with_k_and_names_who_st
                 .iter()
                 .all(|l| l["sha256"].as_str().unwrap().len() == 12)
         );
+        // These nodes' heartbeats never reach the office (as an older
+        // node's): the last report is there all the same.
+        assert_eq!(
+            (&s["filter_up"], &s["heartbeat_at"], &s["last_policy_fetch"]),
+            (&json!(false), &Value::Null, &Value::Null),
+            "{s}"
+        );
     }
     assert_eq!(
         schools[1],
         json!({"id": "s3", "name": "Trường Ba", "last_day": null, "last_received_at": null,
-               "nodes": 0, "list_versions": [], "reporting": false})
+               "nodes": 0, "list_versions": [], "reporting": false, "filter_up": false,
+               "heartbeat_at": null, "last_policy_fetch": null, "policy_etag": null})
     );
 
     // A period of its own.

@@ -107,12 +107,22 @@ pub(crate) async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 /// POST a body to the office's ingest with `token`: (status, body).
 async fn post(office: &TestServer, token: &str, body: &str) -> (u16, String) {
+    post_to(office, "/api/v1/ingest", token, body).await
+}
+
+/// POST a JSON body to `path` on the office with `token`: (status, body).
+pub(crate) async fn post_to(
+    office: &TestServer,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
     let auth = format!("Bearer {token}");
     let (status, _, text) = http_request(
         office.running.management_addr,
         "127.0.0.1",
         "POST",
-        "/api/v1/ingest",
+        path,
         "localhost",
         &[
             ("Authorization", &auth),
@@ -125,10 +135,11 @@ async fn post(office: &TestServer, token: &str, body: &str) -> (u16, String) {
 }
 
 /// A school node for `school` sending to `url` with `token`; its key is
-/// registered at the office.
+/// registered at the office. Its heartbeats go nowhere (heartbeat.rs tests
+/// them): here they would race the heartbeats a test makes by hand.
 pub(crate) async fn node(school: &str, url: &str, token: &str, office: &TestServer) -> TestServer {
     let config = base_config(&format!(
-        "\n[upload]\nurl = \"{url}\"\ntoken_file = \"upload.token\"\ninterval = \"1s\"\n"
+        "\n[upload]\nurl = \"{url}\"\ntoken_file = \"upload.token\"\ninterval = \"1s\"\nheartbeat_url = \"http://127.0.0.1:1/api/v1/heartbeat\"\n"
     ))
     .replace("id = \"s1\"", &format!("id = \"{school}\""));
     let server = TestServer::start_with_upstream_addrs(&config, vec![]).await;

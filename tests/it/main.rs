@@ -21,6 +21,7 @@ mod fast;
 mod filtering;
 mod formats;
 mod health;
+mod heartbeat;
 mod ingest;
 mod lossy;
 mod protocol;

@@ -180,7 +180,8 @@ impl Checker {
         })
     }
 
-    /// `[upload]`: the office's ingest URL and the school's token file.
+    /// `[upload]`: the office's ingest URL and the school's token file;
+    /// the heartbeat's URL and interval.
     pub(super) fn upload(
         &mut self,
         raw: Option<&RawUpload>,
@@ -188,32 +189,61 @@ impl Checker {
     ) -> Option<UploadConfig> {
         let raw = raw?;
         let url = raw.url.get_ref().trim().to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let is_http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        if !is_http(&url) {
             self.error(
                 "upload.url",
                 &raw.url,
                 "must be an http:// or https:// URL (the office's /api/v1/ingest)",
             );
         }
-        let interval = match &raw.interval {
-            None => UploadConfig::DEFAULT_INTERVAL,
-            Some(v) => match crate::lists::catalogue::parse_interval(v.get_ref()) {
-                Some(d) if d >= Duration::from_secs(1) => d,
-                _ => {
+        let interval = self
+            .upload_interval("upload.interval", raw.interval.as_ref())
+            .unwrap_or(UploadConfig::DEFAULT_INTERVAL);
+        let heartbeat_interval = self
+            .upload_interval("upload.heartbeat_interval", raw.heartbeat_interval.as_ref())
+            .unwrap_or(UploadConfig::DEFAULT_HEARTBEAT_INTERVAL);
+        let heartbeat_url = match &raw.heartbeat_url {
+            Some(v) => {
+                let given = v.get_ref().trim().to_string();
+                if !is_http(&given) {
                     self.error(
-                        "upload.interval",
+                        "upload.heartbeat_url",
                         v,
-                        "not an interval of at least 1s like 30s, 5m, 1h",
+                        "must be an http:// or https:// URL (the office's /api/v1/heartbeat)",
                     );
-                    UploadConfig::DEFAULT_INTERVAL
                 }
-            },
+                given
+            }
+            None => UploadConfig::heartbeat_beside(&url).unwrap_or_else(|| {
+                self.error(
+                    "upload.url",
+                    &raw.url,
+                    "does not end in /ingest, so the heartbeat's URL cannot be had from it: set upload.heartbeat_url (the office's /api/v1/heartbeat)",
+                );
+                String::new()
+            }),
         };
         Some(UploadConfig {
             url,
             token_file: state_path(root, &Some(raw.token_file.clone()), ""),
             interval,
+            heartbeat_url,
+            heartbeat_interval,
         })
+    }
+
+    /// An `[upload]` interval of at least 1s; `None` when unset or wrong
+    /// (wrong is reported).
+    fn upload_interval(&mut self, key: &str, raw: Option<&Spanned<String>>) -> Option<Duration> {
+        let v = raw?;
+        match crate::lists::catalogue::parse_interval(v.get_ref()) {
+            Some(d) if d >= Duration::from_secs(1) => Some(d),
+            _ => {
+                self.error(key, v, "not an interval of at least 1s like 30s, 5m, 1h");
+                None
+            }
+        }
     }
 
     /// `[privacy]`: `k_anonymity` is checked after `[central]`, as always.

@@ -85,11 +85,12 @@ fn bad_period(e: PeriodError) -> Response {
     problem(StatusCode::BAD_REQUEST, e.to_string())
 }
 
-/// The district: every school's last report, blocked queries per day, top blocked domains
+/// The district: every school's last report and heartbeat, blocked queries per day, top blocked domains
 ///
 /// Roles: office, auditor. From the inputs the schools sent to this office
 /// (`POST /ingest`). A school is `reporting` when its last day received is
-/// yesterday or the day before (Asia/Ho_Chi_Minh). Per day, cells between
+/// yesterday or the day before (Asia/Ho_Chi_Minh); `filter_up` when its
+/// nodes' heartbeats (`POST /heartbeat`) of the last 2 hours say so. Per day, cells between
 /// 1 and k-1 are null, with complementary suppression; domains under k are
 /// left out. Default period: the 30 days ending yesterday.
 #[utoipa::path(get, path = "/district", params(DistrictQuery), responses(
@@ -135,7 +136,15 @@ pub async fn district(
         .collect();
     let built = tokio::task::spawn_blocking(move || {
         let store = store.lock().unwrap_or_else(|e| e.into_inner());
-        dashboard::district(store.connection(), &known, from, to, k, today)
+        dashboard::district(
+            store.connection(),
+            &known,
+            from,
+            to,
+            k,
+            today,
+            jiff::Timestamp::now().as_second(),
+        )
     })
     .await;
     match built {

@@ -7,11 +7,12 @@
 //! atomically, protected by ETag / If-Match, and audited), and the
 //! endpoints for schools, bands, the office's lists and policy, lists and
 //! categories, the tester, reviews, temporary allowances, takedowns,
-//! reports, the console's overview (`dashboard.rs`) and the audit log.
+//! reports, the schools' statistics and heartbeats (`ingest.rs`,
+//! `heartbeat.rs`), the console's overview (`dashboard.rs`) and the audit log.
 //!
 //! May use: `crate::admin` (tokens, edits, allowances, reviews, audit),
 //! `crate::app::reload`, `crate::config`, `crate::lists`, `crate::office`
-//! (ingest, the overview's sums), `crate::policy`,
+//! (ingest, heartbeats, the overview's sums), `crate::policy`,
 //! `crate::snapshot`, `crate::stats`, `crate::takedown`, and
 //! `crate::web::state` for the handlers' state. Used by `crate::web` (the
 //! router and the OpenAPI document) and `crate::app` (the [`Admin`] state
@@ -69,6 +70,7 @@ pub mod bands;
 pub mod config;
 pub mod dashboard;
 pub mod explain;
+pub mod heartbeat;
 pub mod ingest;
 pub mod lists;
 pub mod lockout;

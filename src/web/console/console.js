@@ -38,6 +38,8 @@ const STRINGS = {
     by_band_title: "Truy vấn bị chặn mỗi ngày, theo khối lớp", top_title: "Tên miền bị chặn nhiều nhất",
     last_report: "Báo cáo gần nhất", nodes: "Máy chủ", list_versions: "Phiên bản danh sách",
     reporting: "Đang báo cáo", stopped: "Ngừng báo cáo", never: "Chưa gửi lần nào", received: "nhận lúc",
+    filter: "Bộ lọc", filter_up: "Bộ lọc hoạt động", no_heartbeat: "Không có tín hiệu", heartbeat_at: "tín hiệu lúc",
+    last_policy: "Lấy chính sách lần cuối", never_fetched: "Chưa lấy",
     k_note: "Ô < k bị ẩn (k = {k}): ô có từ 1 đến {k1} truy vấn không được vẽ, và một ô khác cùng ngày bị ẩn theo nó.",
     bar_title: "{date} — {label}: {count}", blocked_axis: "truy vấn bị chặn", no_data: "Chưa có số liệu trong khoảng này.",
   },
@@ -74,6 +76,8 @@ const STRINGS = {
     by_band_title: "Blocked queries per day, by grade band", top_title: "Most blocked domains",
     last_report: "Last report", nodes: "Nodes", list_versions: "List versions",
     reporting: "Reporting", stopped: "Stopped reporting", never: "Never sent", received: "received",
+    filter: "Filter", filter_up: "Filter up", no_heartbeat: "No heartbeat", heartbeat_at: "heartbeat",
+    last_policy: "Last policy fetch", never_fetched: "Never fetched",
     k_note: "Cells under k are hidden (k = {k}): a cell of 1 to {k1} queries is not drawn, nor one other cell of that day hidden with it.",
     bar_title: "{date} — {label}: {count}", blocked_axis: "blocked queries", no_data: "No figures in this period yet.",
   },
@@ -207,20 +211,32 @@ async function loadOverview() {
   $("top-domains").replaceChildren(...(top.length ? top : [el("li", { text: t("none") })]));
 }
 
+// A time of the API (RFC 3339) as the reader's language writes it.
+const when = (rfc3339) => time(Date.parse(rfc3339) / 1000);
+
 function renderDistrict(schools) {
-  const head = el("tr", {}, ...["school", "last_report", "nodes", "list_versions", "status"].map((k) => el("th", { text: t(k) })));
+  const head = el("tr", {}, ...["school", "last_report", "nodes", "list_versions", "last_policy", "filter", "status"]
+    .map((k) => el("th", { text: t(k) })));
   const rows = schools.map((s) => {
     const last = s.last_day
-      ? s.last_day + (s.last_received_at ? " (" + t("received") + " " + new Date(s.last_received_at).toLocaleString(lang) + ")" : "")
+      ? s.last_day + (s.last_received_at ? " (" + t("received") + " " + when(s.last_received_at) + ")" : "")
       : t("never");
     const lists = el("ul", { class: "versions" }, ...s.list_versions.map((v) =>
       el("li", { text: v.list + " · " + v.entries.toLocaleString(lang) + " · " + v.sha256, title: v.category })));
+    const policy = s.last_policy_fetch
+      ? when(s.last_policy_fetch) + (s.policy_etag ? " · " + s.policy_etag : "")
+      : t("never_fetched");
+    // Up only when a heartbeat of the last 2 hours says so (the API decides).
+    const filter = el("td", { class: "filter " + (s.filter_up ? "up" : "down") },
+      el("span", { class: "badge " + (s.filter_up ? "state-ready" : "state-failed"), text: t(s.filter_up ? "filter_up" : "no_heartbeat") }));
+    if (s.heartbeat_at) filter.append(el("div", { class: "note", text: t("heartbeat_at") + " " + when(s.heartbeat_at) }));
     const status = s.reporting
       ? el("span", { class: "badge state-ready", text: t("reporting") })
       : el("span", { class: "badge state-failed", text: t("stopped") });
     return el("tr", { "data-school": s.id, class: s.reporting ? "reporting" : "stopped" },
       el("td", { text: s.name + " (" + s.id + ")" }), el("td", { text: last }),
-      el("td", { class: "num", text: String(s.nodes) }), el("td", {}, lists), el("td", {}, status));
+      el("td", { class: "num", text: String(s.nodes) }), el("td", {}, lists),
+      el("td", { class: "policy", text: policy }), filter, el("td", {}, status));
   });
   $("district-schools").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
 }

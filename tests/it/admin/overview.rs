@@ -18,6 +18,15 @@ fn bars(id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_in_chromium_shows_the_district_and_a_school_its_own() {
     let crate::dashboard::District { office, a, b } = district().await;
+    // s1's node says its filter is up (by hand: the District's nodes'
+    // heartbeats go nowhere); s2's and s3's never came.
+    let (status, text) = crate::heartbeat::beat(
+        &office,
+        &office.token("school:s1"),
+        &crate::heartbeat::body("s1", true),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
     let browser = console_signed_in(office.running.management_addr, &office.token("office")).await;
     // The first tab, open at sign-in.
     let first = browser
@@ -53,6 +62,45 @@ async fn the_overview_in_chromium_shows_the_district_and_a_school_its_own() {
             "list versions: {text}"
         );
     }
+    // The filter column: up for s1 (a heartbeat just now), no heartbeat
+    // for the others; s1's last policy fetch with its ETag.
+    let filter = |id: &str| {
+        format!("return document.querySelector('tr[data-school=\"{id}\"] td.filter').textContent;")
+    };
+    let up = browser.eval(&filter("s1")).await;
+    assert!(
+        up.as_str().unwrap().starts_with("Bộ lọc hoạt động")
+            && up.as_str().unwrap().contains("tín hiệu lúc"),
+        "{up}"
+    );
+    for id in ["s2", "s3"] {
+        let silent = browser.eval(&filter(id)).await;
+        assert_eq!(silent, json!("Không có tín hiệu"), "{id}");
+    }
+    let badge = browser
+        .eval("return getComputedStyle(document.querySelector('tr[data-school=\"s2\"] td.filter .badge')).color;")
+        .await;
+    assert_eq!(badge, json!("rgb(179, 38, 30)"), "no heartbeat is red");
+    let policy = browser
+        .eval("return [...document.querySelectorAll('#district-schools td.policy')].map((td) => td.textContent);")
+        .await;
+    let policy = policy.as_array().unwrap();
+    assert!(
+        policy[0].as_str().unwrap().ends_with(" · 5f2c9a0b1d7e"),
+        "s1's fetch and ETag: {policy:?}"
+    );
+    assert_eq!(policy[1], json!("Chưa lấy"), "s3 never fetched");
+    let headers = browser
+        .eval("return document.querySelector('#district-schools thead').textContent;")
+        .await;
+    assert!(
+        headers
+            .as_str()
+            .unwrap()
+            .contains("Lấy chính sách lần cuối")
+            && headers.as_str().unwrap().contains("Bộ lọc"),
+        "{headers}"
+    );
     let red = browser
         .eval("return getComputedStyle(document.querySelector('tr[data-school=\"s3\"] td')).color;")
         .await;
@@ -120,9 +168,12 @@ async fn the_overview_in_chromium_shows_the_district_and_a_school_its_own() {
         )
         .await;
     assert!(
-        stopped.as_str().unwrap().contains("Stopped reporting"),
+        stopped.as_str().unwrap().contains("Stopped reporting")
+            && stopped.as_str().unwrap().contains("No heartbeat"),
         "{stopped}"
     );
+    let up = browser.eval(&filter("s1")).await;
+    assert!(up.as_str().unwrap().starts_with("Filter up"), "{up}");
     drop(browser);
 
     // A school's token on its node: its own school, no district table.
