@@ -55,13 +55,12 @@ CREATE TABLE IF NOT EXISTS ingest_days (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ingest_days_by_day ON ingest_days (day, source);
 -- The signed inputs as received (deflate), for RAW_INPUT_DAYS: audits.
--- Keyed by day first: the days leaving the window are one range.
-CREATE TABLE IF NOT EXISTS ingest_raw (
-    day INTEGER NOT NULL,
-    source INTEGER NOT NULL,
-    input BLOB NOT NULL,
-    PRIMARY KEY (day, source)
-) WITHOUT ROWID;
+-- One B-tree keyed by day, then source (id = day << 32 | source): a day
+-- is one seek, the days leaving the window one range.
+CREATE TABLE IF NOT EXISTS ingest_raw_inputs (
+    id INTEGER PRIMARY KEY,
+    input BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ingest_labels (
     id INTEGER PRIMARY KEY,
     section INTEGER NOT NULL,      -- 0 blocked by category, 1 blocked by band
@@ -328,8 +327,8 @@ fn check(
 }
 
 pub(super) fn ensure_schema(db: &Connection) -> rusqlite::Result<()> {
-    // A cached probe after the first call; the tables and a larger page
-    // cache (the ingest tables are read on every insert) on the first.
+    // A cached probe after the first call; the tables, what an older
+    // database lacks, and the page cache on the first.
     if db
         .prepare_cached("SELECT 1 FROM ingest_office_days LIMIT 0")
         .is_ok()
@@ -345,7 +344,25 @@ pub(super) fn ensure_schema(db: &Connection) -> rusqlite::Result<()> {
     if days_without_rollups {
         rebuild_rollups(db)?;
     }
-    db.execute_batch("PRAGMA cache_size = -65536;")
+    // The signed inputs of a database from before ingest_raw_inputs.
+    let old_raw: bool = db.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_raw')",
+        [],
+        |row| row.get(0),
+    )?;
+    if old_raw {
+        db.execute_batch(
+            "BEGIN;
+             INSERT OR IGNORE INTO ingest_raw_inputs (id, input)
+                 SELECT (day << 32) | source, input FROM ingest_raw;
+             DROP TABLE ingest_raw;
+             COMMIT;",
+        )?;
+    }
+    // 16 MiB: a larger cache made every commit slower (SQLite walks the
+    // page cache's hash at the end of each transaction; 64 MiB cost 4 %
+    // of ingest against 16 MiB, docs/performance.md "Office ingest").
+    db.execute_batch("PRAGMA cache_size = -16384;")
 }
 
 /// Days since 1970-01-01 of a checked `YYYY-MM-DD`.
@@ -413,6 +430,11 @@ fn source_id(db: &Connection, school: &str, node: &str) -> rusqlite::Result<i64>
     db.prepare_cached("INSERT INTO ingest_sources (school, node) VALUES (?1, ?2)")?
         .execute(params![school, node])?;
     Ok(db.last_insert_rowid())
+}
+
+/// The key of a kept input in `ingest_raw_inputs`: day, then source.
+pub fn raw_id(day: i64, source: i64) -> i64 {
+    (day << 32) | (source & 0xffff_ffff)
 }
 
 /// The calendar month (months since 1970-01) of a day number.
@@ -502,10 +524,8 @@ fn store(
         .prepare_cached("INSERT INTO ingest_rollup_queue (source, day) VALUES (?1, ?2)")?
         .execute(params![source, day])?;
     transaction
-        .prepare_cached(
-            "INSERT OR REPLACE INTO ingest_raw (day, source, input) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![day, source, compressed])?;
+        .prepare_cached("INSERT OR REPLACE INTO ingest_raw_inputs (id, input) VALUES (?1, ?2)")?
+        .execute(params![raw_id(day, source), compressed])?;
     {
         let mut cell = transaction.prepare_cached(
             "INSERT OR REPLACE INTO ingest_cells (day, source, label, count) VALUES (?1, ?2, ?3, ?4)",
@@ -545,8 +565,8 @@ fn store(
     // Inputs leaving the audit window (the raw table holds only the
     // window, so this touches a few rows at most).
     transaction
-        .prepare_cached("DELETE FROM ingest_raw WHERE day < ?1")?
-        .execute(params![day - RAW_INPUT_DAYS])?;
+        .prepare_cached("DELETE FROM ingest_raw_inputs WHERE id < ?1")?
+        .execute(params![raw_id(day - RAW_INPUT_DAYS, 0)])?;
     transaction.commit()
 }
 
