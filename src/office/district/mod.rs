@@ -454,18 +454,19 @@ pub fn district_report(
     }
     let mut domains: std::collections::HashMap<String, u64> = Default::default();
     {
-        let mut read_domains = |sql: &str, a: i64, b: i64| -> rusqlite::Result<()> {
-            let mut statement = db.prepare_cached(sql)?;
-            let mut rows = if sql.contains("?3") {
-                statement.query(params![a, b, ids])?
-            } else {
-                statement.query(params![a, b])?
+        // `sources`: the wanted sources for a query by source (?3).
+        let mut read_domains =
+            |sql: &str, a: i64, b: i64, sources: Option<&str>| -> rusqlite::Result<()> {
+                let mut statement = db.prepare_cached(sql)?;
+                let mut rows = match sources {
+                    Some(ids) => statement.query(params![a, b, ids])?,
+                    None => statement.query(params![a, b])?,
+                };
+                while let Some(row) = rows.next()? {
+                    *domains.entry(row.get(0)?).or_default() += row.get::<_, i64>(1)?.max(0) as u64;
+                }
+                Ok(())
             };
-            while let Some(row) = rows.next()? {
-                *domains.entry(row.get(0)?).or_default() += row.get::<_, i64>(1)?.max(0) as u64;
-            }
-            Ok(())
-        };
         // Summed by domain id first, named after.
         let named = |sum: &str| {
             format!(
@@ -481,6 +482,7 @@ pub fn district_report(
                     ),
                     a,
                     b,
+                    None,
                 )?;
             }
             for &(a, b) in &period.days {
@@ -491,6 +493,7 @@ pub fn district_report(
                     ),
                     a,
                     b,
+                    None,
                 )?;
             }
         } else {
@@ -502,6 +505,7 @@ pub fn district_report(
                 ),
                 first,
                 last,
+                Some(&ids),
             )?;
         }
     }
