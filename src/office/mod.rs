@@ -51,6 +51,12 @@ edudns_statistics_upload_last_success_timestamp_seconds {}
 edudns_ingest_total{{result=\"stored\"}} {}
 edudns_ingest_total{{result=\"duplicate\"}} {}
 edudns_ingest_total{{result=\"refused\"}} {}
+# HELP edudns_ingest_batches_total Transactions the office's ingest writer committed (group commit: every input waiting goes in one).
+# TYPE edudns_ingest_batches_total counter
+edudns_ingest_batches_total {}
+# HELP edudns_ingest_batched_total Inputs kept in those transactions (divided by the batches: inputs per commit).
+# TYPE edudns_ingest_batched_total counter
+edudns_ingest_batched_total {}
 # HELP edudns_statistics_heartbeat_total Heartbeats this node sent to the office, by result (sent; failed: the office unreachable or refusing).
 # TYPE edudns_statistics_heartbeat_total counter
 edudns_statistics_heartbeat_total{{result=\"sent\"}} {}
@@ -69,6 +75,8 @@ edudns_heartbeat_received_total{{result=\"refused\"}} {}
         get(&ingest.stored),
         get(&ingest.duplicate),
         get(&ingest.refused),
+        get(&ingest.batches),
+        get(&ingest.batched),
         get(&heartbeat.sent),
         get(&heartbeat.failed),
         get(&heartbeat.stored),

@@ -328,7 +328,7 @@ async fn metrics(
     body.push_str(&crate::office::exposition(
         &state.upload,
         &state.heartbeat,
-        &state.ingest,
+        &state.ingest.figures,
     ));
     (
         [(

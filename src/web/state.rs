@@ -22,6 +22,7 @@ pub struct AppState {
     /// What this node's heartbeat sent, and what this office received on
     /// `/api/v1/heartbeat`.
     pub heartbeat: Arc<crate::office::heartbeat::HeartbeatFigures>,
-    /// What this office received on `/api/v1/ingest`.
-    pub ingest: Arc<crate::office::ingest::IngestFigures>,
+    /// What this office received on `/api/v1/ingest`, and the inputs
+    /// waiting for its writer (group commit).
+    pub ingest: Arc<crate::office::ingest::Ingest>,
 }

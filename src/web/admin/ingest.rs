@@ -49,7 +49,8 @@ pub async fn ingest(
 ) -> Response {
     let who = auth!(state, peer, headers);
     write_check!(state, headers, true);
-    let figures = state.ingest.clone();
+    let ingest = state.ingest.clone();
+    let figures = &ingest.figures;
     let Role::School(school) = who.role.clone() else {
         figures.refused.fetch_add(1, Ordering::Relaxed);
         return problem(
@@ -72,11 +73,20 @@ pub async fn ingest(
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let store = store.lock().unwrap_or_else(|e| e.into_inner());
-        crate::office::ingest::accept(store.connection(), &body, &school, &key_dir, today)
+    // The checks (JSON, signature) on a thread of this request's own; the
+    // writing with every other input waiting, in one transaction.
+    let checked = tokio::task::spawn_blocking(move || {
+        crate::office::ingest::check_input(&body, &school, &key_dir, today)
     })
     .await;
+    let outcome = match checked {
+        Ok(Ok(checked)) => match ingest.submit(store, checked).await {
+            Ok(kept) => Ok(kept),
+            Err(_) => Err("the office's writer stopped before answering".to_string()),
+        },
+        Ok(Err(refused)) => Ok(Ok(Err(refused))),
+        Err(e) => Err(e.to_string()),
+    };
     use crate::office::ingest::{Refused, Stored};
     match outcome {
         Ok(Ok(Ok(receipt))) => {
@@ -109,10 +119,10 @@ pub async fn ingest(
             };
             problem(status, refused.to_string())
         }
-        Ok(Err(e)) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("office database: {e}"),
-        ),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => {
+            tracing::error!("statistics not kept: {e}");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
